@@ -1,0 +1,1 @@
+"""kubesweep_tuner."""

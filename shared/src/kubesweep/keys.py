@@ -1,0 +1,35 @@
+"""Every Redis key kubesweep uses. Nobody else spells a key."""
+
+from __future__ import annotations
+
+PREFIX = "ks"
+EXPERIMENTS = f"{PREFIX}:experiments"
+
+
+def experiment(exp_id: str) -> str:
+    return f"{PREFIX}:exp:{exp_id}"
+
+
+def trials(exp_id: str) -> str:
+    """Sorted set of the experiment's trial ids, scored by sequence number."""
+    return f"{PREFIX}:exp:{exp_id}:trials"
+
+
+def trial(exp_id: str, trial_id: str) -> str:
+    return f"{PREFIX}:exp:{exp_id}:trial:{trial_id}"
+
+
+def events(exp_id: str) -> str:
+    return f"{PREFIX}:exp:{exp_id}:events"
+
+
+def seq(exp_id: str) -> str:
+    return f"{PREFIX}:exp:{exp_id}:seq"
+
+
+def tuner_lease(exp_id: str) -> str:
+    return f"{PREFIX}:lease:tuner:{exp_id}"
+
+
+def dedup(exp_id: str) -> str:
+    return f"{PREFIX}:dedup:{exp_id}"
