@@ -33,3 +33,8 @@ def tuner_lease(exp_id: str) -> str:
 
 def dedup(exp_id: str) -> str:
     return f"{PREFIX}:dedup:{exp_id}"
+
+
+def launch_claim(exp_id: str, trial_id: str, attempt: int) -> str:
+    """Held briefly by the worker that is launching one attempt of a trial."""
+    return f"{PREFIX}:exp:{exp_id}:launch:{trial_id}:{attempt}"

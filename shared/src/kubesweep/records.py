@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from kubesweep.messaging import ExperimentStatus, TrialStatus
 
 MetricValue = float | dict[str, Any]
+_TRIAL_JSON_FIELDS = ("parameters", "final", "last_intermediate")
 
 
 def default_metric(value: Any) -> float | None:
@@ -43,12 +44,11 @@ class TrialRecord(BaseModel):
     final: Any = None
     default_metric: float | None = None
     intermediate_count: int = 0
+    last_intermediate: Any = None
     message: str = ""
     exit_code: int | None = None
     job: str = ""
     storage_url: str = ""
-
-    _JSON_FIELDS = ("parameters", "final")
 
     def to_hash(self) -> dict[str, str]:
         data = self.model_dump(mode="json")
@@ -56,13 +56,13 @@ class TrialRecord(BaseModel):
         for key, value in data.items():
             if value is None:
                 continue
-            out[key] = json.dumps(value) if key in self._JSON_FIELDS else str(value)
+            out[key] = json.dumps(value) if key in _TRIAL_JSON_FIELDS else str(value)
         return out
 
     @classmethod
     def from_hash(cls, raw: dict[str, str]) -> TrialRecord:
         data: dict[str, Any] = dict(raw)
-        for key in cls._JSON_FIELDS:
+        for key in _TRIAL_JSON_FIELDS:
             if key in data:
                 data[key] = json.loads(data[key])
         return cls.model_validate(data)

@@ -61,6 +61,7 @@ if ARGV[4] == 'FINAL' then
   if ARGV[6] ~= '' then redis.call('HSET', KEYS[1], 'default_metric', ARGV[6]) end
 else
   redis.call('HINCRBY', KEYS[1], 'intermediate_count', 1)
+  redis.call('HSET', KEYS[1], 'last_intermediate', ARGV[5])
 end
 return 1
 """
@@ -74,7 +75,8 @@ if redis.call('EXISTS', KEYS[3]) == 1 then return -3 end
 local seq = redis.call('INCR', KEYS[5]) - 1
 redis.call('HSET', KEYS[3], 'seq', seq, unpack(ARGV, 5))
 redis.call('ZADD', KEYS[2], seq, ARGV[3])
-redis.call('XADD', KEYS[4], '*', 'data', string.gsub(ARGV[4], '"__SEQ__"', tostring(seq)))
+local event = string.gsub(ARGV[4], '"__SEQ__"', tostring(seq))
+redis.call('XADD', KEYS[4], '*', 'data', event)
 return seq
 """
 
@@ -299,26 +301,32 @@ class Store:
             raise NotFoundError(f"trial {trial_id!r} of experiment {exp_id!r} does not exist")
         return applied == 1
 
-    def mark_trial(
+    def annotate_trial(
         self,
         exp_id: str,
         trial_id: str,
         event_type: EventType,
         *,
-        expect: TrialStatus,
+        allowed_from: Iterable[TrialStatus],
         fields: dict[str, Any],
         payload: dict[str, Any] | None = None,
     ) -> bool:
-        """Record fields and an event without a status change (e.g. ``trial.launched``)."""
-        return self.transition_trial(
-            exp_id,
-            trial_id,
-            expect,
-            allowed_from=[expect],
-            fields=fields,
-            payload=payload,
-            event_type=event_type,
+        """Record fields and an event without changing the status (e.g. ``trial.launched``)."""
+        values = {k: str(v) for k, v in fields.items() if v is not None}
+        event = Event(
+            type=event_type, experiment_id=exp_id, trial_id=trial_id, payload=payload or {}
         )
+        applied, _ = self._run_transition(
+            keys.trial(exp_id, trial_id), keys.events(exp_id), allowed_from, event, values
+        )
+        if applied < 0:
+            raise NotFoundError(f"trial {trial_id!r} of experiment {exp_id!r} does not exist")
+        return applied == 1
+
+    def claim_launch(self, exp_id: str, trial_id: str, attempt: int, ttl_ms: int) -> bool:
+        """Let one worker at a time launch a trial attempt; the claim expires by itself."""
+        key = keys.launch_claim(exp_id, trial_id, attempt)
+        return bool(self.redis.set(key, "1", nx=True, px=ttl_ms))
 
     def record_metric(
         self,
@@ -376,6 +384,25 @@ class Store:
             for entry_id, fields in items:
                 entries.append(StreamEntry(entry_id, Event.from_json(fields["data"])))
         return entries
+
+    def read_many(
+        self, cursors: dict[str, str], *, count: int = 1000, block_ms: int | None = None
+    ) -> list[tuple[str, StreamEntry]]:
+        """Read several experiments' streams at once: ``(experiment id, entry)`` in order."""
+        if not cursors:
+            return []
+        streams = {keys.events(exp_id): after for exp_id, after in cursors.items()}
+        reply: Any = self.redis.xread(streams, count=count, block=block_ms)  # type: ignore[arg-type]
+        out: list[tuple[str, StreamEntry]] = []
+        for stream, items in reply or []:
+            exp_id = stream.split(":")[2]
+            for entry_id, fields in items:
+                out.append((exp_id, StreamEntry(entry_id, Event.from_json(fields["data"]))))
+        return out
+
+    def experiment_status(self, exp_id: str) -> ExperimentStatus | None:
+        raw = self.redis.hget(keys.experiment(exp_id), "status")
+        return None if raw is None else ExperimentStatus(str(raw))
 
     # leases --------------------------------------------------------------------------------
 

@@ -1,0 +1,86 @@
+"""``python -m kubesweep_dispatcher api|worker|watch``: the dispatcher's entry points."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+
+from kubesweep import logging as kslogging
+from kubesweep.messaging import DISPATCH_QUEUE
+from kubesweep_dispatcher.context import DispatcherContext
+from kubesweep_dispatcher.settings import DispatcherSettings
+
+log = logging.getLogger(__name__)
+
+
+def _serve_api(ctx: DispatcherContext) -> None:
+    from waitress import serve
+
+    from kubesweep_dispatcher.api import create_app
+    from kubesweep_dispatcher.api.auth import is_loopback
+
+    settings = ctx.settings
+    if settings.api_token is None and not is_loopback(settings.api_host):
+        raise SystemExit(
+            f"refusing to listen on {settings.api_host} without KUBESWEEP_API_TOKEN: "
+            "set a token or listen on 127.0.0.1"
+        )
+    log.info("dispatcher API listening on %s:%d", settings.api_host, settings.api_port)
+    serve(
+        create_app(ctx),
+        host=settings.api_host,
+        port=settings.api_port,
+        threads=settings.api_threads,
+        ident="kubesweep-dispatcher",
+    )
+
+
+def _run_worker(ctx: DispatcherContext) -> None:
+    from kubesweep_dispatcher.tasks import create_worker_app
+
+    app = create_worker_app(ctx)
+    app.worker_main(
+        [
+            "worker",
+            "--pool",
+            "threads",
+            "--concurrency",
+            str(ctx.settings.worker_concurrency),
+            "--queues",
+            DISPATCH_QUEUE,
+            "--without-gossip",
+            "--without-mingle",
+            "--hostname",
+            "dispatcher@%h",
+            "--loglevel",
+            ctx.settings.log_level,
+        ]
+    )
+
+
+def _run_watch(ctx: DispatcherContext) -> None:
+    from kubesweep_dispatcher import watch
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    log.info("watcher started")
+    watch.run(ctx, stop)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="kubesweep-dispatcher")
+    parser.add_argument("role", choices=["api", "worker", "watch"])
+    args = parser.parse_args(argv)
+    settings = DispatcherSettings()
+    kslogging.configure(
+        f"dispatcher-{args.role}", level=settings.log_level, fmt=settings.log_format
+    )
+    ctx = DispatcherContext.from_settings(settings)
+    {"api": _serve_api, "worker": _run_worker, "watch": _run_watch}[args.role](ctx)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+"""The dispatcher API's Flask application factory."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import Celery
+from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from kubesweep.celeryapp import make_celery
+from kubesweep.errors import KubesweepError
+from kubesweep.httperrors import error_body, error_response
+from kubesweep_dispatcher.api.auth import token_matches
+from kubesweep_dispatcher.api.experiments import bp as experiments_bp
+from kubesweep_dispatcher.context import DispatcherContext
+
+log = logging.getLogger(__name__)
+
+
+def create_app(ctx: DispatcherContext, celery: Celery | None = None) -> Flask:
+    app = Flask("kubesweep_dispatcher")
+    # The code archive is the largest part of a submission: NNI's limit plus headroom.
+    app.config["MAX_CONTENT_LENGTH"] = ctx.settings.max_code_mb * 1024 * 1024 + 1024 * 1024
+    app.extensions["kubesweep.ctx"] = ctx
+    app.extensions["kubesweep.celery"] = celery or make_celery(ctx.settings.redis_url)
+    token = ctx.settings.api_token.get_secret_value() if ctx.settings.api_token else None
+
+    @app.before_request
+    def _authenticate() -> tuple[Response, int, dict[str, str]] | None:
+        if request.path.startswith("/api/") and not token_matches(request, token):
+            body = error_body("unauthorised", "a valid bearer token is required")
+            return jsonify(body), 401, {"WWW-Authenticate": "Bearer"}
+        return None
+
+    @app.get("/healthz")
+    def _healthz() -> Response:
+        ctx.store.redis.ping()
+        return jsonify({"status": "ok"})
+
+    @app.errorhandler(KubesweepError)
+    def _kubesweep_error(exc: KubesweepError) -> tuple[Response, int]:
+        body, status = error_response(exc)
+        if status >= 500:
+            log.error("request failed: %s", exc)
+        return jsonify(body), status
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> tuple[Response, int]:
+        code = (exc.name or "error").lower().replace(" ", "_")
+        return jsonify(error_body(code, exc.description or exc.name)), exc.code or 500
+
+    app.register_blueprint(experiments_bp)
+    return app

@@ -1,0 +1,192 @@
+"""Experiment and trial routes."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from kubesweep.config import ExperimentSpec, parse_config
+from kubesweep.errors import ConfigError, ConflictError
+from kubesweep.messaging import (
+    ACTIVE_TRIAL_STATUSES,
+    CANCEL_TRIAL_TASK,
+    DISPATCH_QUEUE,
+    ExperimentStatus,
+    TrialStatus,
+)
+from kubesweep.records import ExperimentRecord
+from kubesweep.results import best, optimize_mode
+from kubesweep.searchspace import validate_search_space
+from kubesweep.store import new_id
+from kubesweep_dispatcher.context import DispatcherContext
+from kubesweep_dispatcher.platforms.registry import available_platforms
+from kubesweep_dispatcher.staging import stage_experiment
+
+log = logging.getLogger(__name__)
+bp = Blueprint("experiments", __name__, url_prefix="/api/v1")
+
+
+def _ctx() -> DispatcherContext:
+    ctx: DispatcherContext = current_app.extensions["kubesweep.ctx"]
+    return ctx
+
+
+def _form_text(name: str) -> str | None:
+    upload = request.files.get(name)
+    if upload is not None:
+        data: bytes = upload.read()
+        return data.decode("utf-8", errors="replace")
+    value: str | None = request.form.get(name)
+    return value
+
+
+def _read_submission() -> tuple[ExperimentSpec, bytes]:
+    config_text = _form_text("config")
+    if not config_text:
+        raise ConfigError(
+            "the request needs the experiment config (form field 'config')", field="config"
+        )
+    search_space = None
+    raw_space = _form_text("search_space")
+    if raw_space:
+        try:
+            search_space = validate_search_space(json.loads(raw_space))
+        except json.JSONDecodeError as exc:
+            raise ConfigError(
+                f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
+                field="search_space",
+            ) from exc
+    spec = parse_config(
+        config_text,
+        source=request.form.get("config_name", "<config>"),
+        search_space=search_space,
+    )
+    if spec.platform not in available_platforms():
+        raise ConfigError(
+            f"platform {spec.platform!r} is not available in this deployment "
+            f"(available: {', '.join(available_platforms())})",
+            field="trainingServicePlatform",
+        )
+    code = request.files.get("code")
+    if code is None:
+        raise ConfigError("the request needs the code archive (file field 'code')", field="code")
+    return spec, code.read()
+
+
+def _summary(record: ExperimentRecord) -> dict[str, Any]:
+    ctx = _ctx()
+    mode = optimize_mode(record.spec)
+    top = best(ctx.store.list_trials(record.id), mode)
+    return {
+        "id": record.id,
+        "name": record.spec.get("name", ""),
+        "status": record.status.value,
+        "platform": record.spec.get("platform"),
+        "created": record.created,
+        "ended": record.ended,
+        "message": record.message,
+        "optimize_mode": mode,
+        "max_trial_number": record.spec.get("max_trial_number"),
+        "trial_concurrency": record.spec.get("trial_concurrency"),
+        "trial_counts": record.trial_counts,
+        "best": None if top is None else {"trial_id": top.id, "value": top.default_metric},
+    }
+
+
+@bp.post("/experiments")
+def create_experiment() -> tuple[Response, int]:
+    ctx = _ctx()
+    spec, archive = _read_submission()
+    exp_id = new_id()
+    storage = ctx.storage_for(spec)
+    staged = stage_experiment(storage, exp_id, archive, ctx.limits)
+    now = time.time()
+    record = ExperimentRecord(
+        id=exp_id,
+        spec=spec.model_dump(mode="json"),
+        status=ExperimentStatus.RUNNING,
+        created=now,
+        updated=now,
+        code_sha256=staged.sha256,
+    )
+    ctx.store.create_experiment(record)
+    log.info("experiment created (%s)", spec.name, extra={"experiment_id": exp_id})
+    return jsonify({"experiment_id": exp_id, "status": record.status.value}), 201
+
+
+@bp.get("/experiments")
+def list_experiments() -> Response:
+    store = _ctx().store
+    records = [store.get_experiment(exp_id) for exp_id in store.list_experiment_ids()]
+    return jsonify({"experiments": [_summary(r) for r in reversed(records)]})
+
+
+@bp.get("/experiments/<exp_id>")
+def show_experiment(exp_id: str) -> Response:
+    record = _ctx().store.get_experiment(exp_id)
+    return jsonify({**_summary(record), "spec": record.spec, "code_sha256": record.code_sha256})
+
+
+@bp.post("/experiments/<exp_id>/stop")
+def stop_experiment(exp_id: str) -> Response:
+    ctx = _ctx()
+    record = ctx.store.get_experiment(exp_id)
+    if record.status.is_terminal:
+        return jsonify({"experiment_id": exp_id, "status": record.status.value})
+    ctx.store.transition_experiment(
+        exp_id,
+        ExperimentStatus.STOPPING,
+        event_type="experiment.stopping",
+        allowed_from=[s for s in ExperimentStatus if not s.is_terminal],
+    )
+    celery = current_app.extensions["kubesweep.celery"]
+    for trial in ctx.store.list_trials(exp_id):
+        if trial.status in ACTIVE_TRIAL_STATUSES and ctx.store.transition_trial(
+            exp_id,
+            trial.id,
+            TrialStatus.SYS_CANCELED,
+            allowed_from=ACTIVE_TRIAL_STATUSES,
+            fields={"message": "experiment stopped"},
+        ):
+            celery.send_task(CANCEL_TRIAL_TASK, args=[exp_id, trial.id], queue=DISPATCH_QUEUE)
+    ctx.store.transition_experiment(
+        exp_id,
+        ExperimentStatus.STOPPED,
+        event_type="experiment.stopped",
+        allowed_from=[ExperimentStatus.STOPPING],
+    )
+    return jsonify({"experiment_id": exp_id, "status": ExperimentStatus.STOPPED.value})
+
+
+@bp.get("/experiments/<exp_id>/trials")
+def list_trials(exp_id: str) -> Response:
+    store = _ctx().store
+    store.get_experiment(exp_id)
+    trials = store.list_trials(exp_id)
+    return jsonify({"trials": [t.model_dump(mode="json") for t in trials]})
+
+
+@bp.get("/experiments/<exp_id>/trials/<trial_id>")
+def show_trial(exp_id: str, trial_id: str) -> Response:
+    return jsonify(_ctx().store.get_trial(exp_id, trial_id).model_dump(mode="json"))
+
+
+@bp.post("/experiments/<exp_id>/trials/<trial_id>/cancel")
+def cancel_trial(exp_id: str, trial_id: str) -> Response:
+    ctx = _ctx()
+    trial = ctx.store.get_trial(exp_id, trial_id)
+    if not ctx.store.transition_trial(
+        exp_id,
+        trial_id,
+        TrialStatus.USER_CANCELED,
+        allowed_from=ACTIVE_TRIAL_STATUSES,
+        fields={"message": "cancelled by the user"},
+    ):
+        raise ConflictError(f"trial {trial_id!r} has already ended ({trial.status.value})")
+    celery = current_app.extensions["kubesweep.celery"]
+    celery.send_task(CANCEL_TRIAL_TASK, args=[exp_id, trial_id], queue=DISPATCH_QUEUE)
+    return jsonify({"trial_id": trial_id, "status": TrialStatus.USER_CANCELED.value})

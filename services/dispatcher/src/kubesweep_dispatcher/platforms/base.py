@@ -1,0 +1,46 @@
+"""The platform extension point."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+from kubesweep.config import ExperimentSpec
+from kubesweep.records import TrialRecord
+from kubesweep_dispatcher.storage import StorageBackend
+
+
+@dataclass(frozen=True)
+class LaunchRequest:
+    """Everything a platform needs to start one attempt of one trial."""
+
+    spec: ExperimentSpec
+    trial: TrialRecord
+    storage: StorageBackend
+    token: str
+    collector_url: str
+    env: dict[str, str] = field(default_factory=dict)
+
+
+class Platform(ABC):
+    """Runs trials: ``local`` processes, later ``kubeflow`` jobs.
+
+    ``launch`` must be idempotent for one trial attempt (a redelivered task may call
+    it twice) and return a handle that ``cancel`` and ``is_alive`` understand.
+    Every platform runs the shared contract suite in
+    ``tests/contract/test_platform_contract.py``.
+    """
+
+    name: str
+
+    @abstractmethod
+    def launch(self, request: LaunchRequest) -> str:
+        """Start the trial and return its job handle."""
+
+    @abstractmethod
+    def cancel(self, trial: TrialRecord) -> None:
+        """Stop the trial's job if it still runs; no error if it is gone."""
+
+    @abstractmethod
+    def is_alive(self, trial: TrialRecord) -> bool | None:
+        """Whether the job still exists; None when this process cannot tell."""

@@ -1,0 +1,34 @@
+"""Dispatcher settings (environment variables prefixed ``KUBESWEEP_``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+
+from kubesweep.settings import SigningSettings
+
+
+class DispatcherSettings(SigningSettings):
+    """Settings of the dispatcher's three entry points: api, worker and watch."""
+
+    api_host: str = Field(default="127.0.0.1", description="address the API listens on")
+    api_port: int = Field(default=8080, description="API and web UI port (NNI's default)")
+    api_threads: int = Field(default=8, description="API request threads")
+    api_token: SecretStr | None = Field(
+        default=None, description="bearer token; required when the API listens beyond loopback"
+    )
+    storage_root: Path = Field(
+        default=Path("~/.kubesweep/storage").expanduser(),
+        description="root of the `mounted` storage backend",
+    )
+    collector_url: str = Field(
+        default="http://127.0.0.1:8081", description="collector URL as trials reach it"
+    )
+    max_code_files: int = Field(default=2000, description="code directory file limit (NNI's)")
+    max_code_mb: int = Field(default=300, description="code directory size limit in MB (NNI's)")
+    worker_concurrency: int = Field(default=8, description="Celery worker threads")
+    work_root: Path | None = Field(
+        default=None, description="where local trials copy their code; a temp dir when unset"
+    )
+    watch_interval_s: float = Field(default=1.0, description="local watcher poll interval")

@@ -1,0 +1,37 @@
+"""Registry of storage backends by the name experiment configs use."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from difflib import get_close_matches
+from typing import Any
+
+from kubesweep.errors import ConfigError
+from kubesweep_dispatcher.storage.base import StorageBackend
+
+Factory = Callable[..., StorageBackend]
+_REGISTRY: dict[str, Factory] = {}
+
+
+def register_storage(name: str) -> Callable[[Factory], Factory]:
+    def decorate(factory: Factory) -> Factory:
+        _REGISTRY[name] = factory
+        return factory
+
+    return decorate
+
+
+def create_storage(name: str, **options: Any) -> StorageBackend:
+    _load_builtins()
+    if name not in _REGISTRY:
+        close = get_close_matches(name, list(_REGISTRY), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(
+            f"unknown storage {name!r}{hint} (available: {', '.join(sorted(_REGISTRY))})",
+            field="storage",
+        )
+    return _REGISTRY[name](**options)
+
+
+def _load_builtins() -> None:
+    from kubesweep_dispatcher.storage import mounted  # noqa: F401  (registers itself)

@@ -1,0 +1,37 @@
+"""Celery tasks of the dispatcher worker, registered by name (see kubesweep.messaging)."""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from kubesweep.celeryapp import make_celery
+from kubesweep.errors import TransientError
+from kubesweep.messaging import CANCEL_TRIAL_TASK, LAUNCH_TRIAL_TASK
+from kubesweep_dispatcher import launcher
+from kubesweep_dispatcher.context import DispatcherContext
+
+
+def create_worker_app(ctx: DispatcherContext) -> Celery:
+    app = make_celery(ctx.settings.redis_url, name="kubesweep-dispatcher")
+
+    @app.task(  # type: ignore[untyped-decorator]
+        name=LAUNCH_TRIAL_TASK,
+        autoretry_for=(TransientError,),
+        retry_backoff=True,
+        retry_backoff_max=30,
+        max_retries=8,
+    )
+    def launch_trial(exp_id: str, trial_id: str) -> str:
+        return launcher.launch_trial(ctx, exp_id, trial_id)
+
+    @app.task(  # type: ignore[untyped-decorator]
+        name=CANCEL_TRIAL_TASK,
+        autoretry_for=(TransientError,),
+        retry_backoff=True,
+        retry_backoff_max=30,
+        max_retries=8,
+    )
+    def cancel_trial(exp_id: str, trial_id: str) -> str:
+        return launcher.cancel_trial(ctx, exp_id, trial_id)
+
+    return app

@@ -1,0 +1,100 @@
+"""The tuner service loop: take experiments by lease, follow their event streams,
+and let each `ExperimentRun` decide."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+
+from kubesweep.errors import ConfigError
+from kubesweep.messaging import ExperimentStatus
+from kubesweep.store import Store
+from kubesweep_tuner.experiment import ExperimentRun, TaskSender
+from kubesweep_tuner.settings import TunerSettings
+
+log = logging.getLogger(__name__)
+
+
+class TunerService:
+    """Owns experiments through renewable Redis leases; several replicas share the work."""
+
+    def __init__(self, settings: TunerSettings, store: Store, tasks: TaskSender) -> None:
+        self.settings, self.store, self.tasks = settings, store, tasks
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.runs: dict[str, ExperimentRun] = {}
+        self._next_scan = 0.0
+        self._next_renew = 0.0
+
+    def run(self, stop: threading.Event) -> None:
+        log.info("tuner %s started", self.owner)
+        while not stop.is_set():
+            try:
+                self.step()
+            except Exception:
+                log.exception("tuner step failed; retrying")
+                stop.wait(1.0)
+        for exp_id in list(self.runs):
+            self.store.release_lease(exp_id, self.owner)
+
+    def step(self) -> None:
+        now = time.monotonic()
+        if now >= self._next_renew:
+            self._renew()
+            self._next_renew = now + self.settings.tuner_lease_ms / 3000
+        if now >= self._next_scan:
+            self._scan()
+            self._next_scan = now + self.settings.tuner_scan_interval_s
+        if not self.runs:
+            time.sleep(0.2)
+            return
+        cursors = {exp_id: run.cursor for exp_id, run in self.runs.items()}
+        for exp_id, entry in self.store.read_many(cursors, block_ms=200):
+            if exp_id in self.runs:
+                self.runs[exp_id].apply(entry)
+        for exp_id, run in list(self.runs.items()):
+            run.tick()
+            if run.finished:
+                self._drop(exp_id)
+
+    def _scan(self) -> None:
+        for exp_id in self.store.list_experiment_ids():
+            if exp_id in self.runs:
+                continue
+            status = self.store.experiment_status(exp_id)
+            if status not in (ExperimentStatus.RUNNING, ExperimentStatus.NO_MORE_TRIAL):
+                continue
+            if self.store.acquire_lease(exp_id, self.owner, self.settings.tuner_lease_ms):
+                self._adopt(exp_id)
+
+    def _adopt(self, exp_id: str) -> None:
+        try:
+            run = ExperimentRun(
+                self.store, self.tasks, exp_id, self.owner, self.settings.tuner_relaunch_after_s
+            )
+        except ConfigError as exc:
+            self.store.transition_experiment(
+                exp_id, ExperimentStatus.ERROR, event_type="experiment.failed", message=str(exc)
+            )
+            self.store.release_lease(exp_id, self.owner)
+            log.error("cannot tune: %s", exc, extra={"experiment_id": exp_id})
+            return
+        # Rebuild the algorithm from everything that happened before we took over.
+        while entries := self.store.read_events(exp_id, run.cursor, count=1000):
+            for entry in entries:
+                run.apply(entry)
+        self.runs[exp_id] = run
+        log.info("took over experiment", extra={"experiment_id": exp_id})
+
+    def _renew(self) -> None:
+        for exp_id in list(self.runs):
+            if not self.store.acquire_lease(exp_id, self.owner, self.settings.tuner_lease_ms):
+                log.warning("lost the lease", extra={"experiment_id": exp_id})
+                del self.runs[exp_id]
+
+    def _drop(self, exp_id: str) -> None:
+        self.runs.pop(exp_id, None)
+        self.store.release_lease(exp_id, self.owner)

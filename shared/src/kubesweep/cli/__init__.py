@@ -1,0 +1,1 @@
+"""The ``kubesweep`` command line."""

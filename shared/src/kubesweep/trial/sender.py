@@ -1,0 +1,149 @@
+"""Delivering reports to the collector, in order, on a thread of their own.
+
+Reports go through one FIFO queue and one sender thread, so slow HTTP never blocks the pipe
+readers and a status report queued after the final metric is delivered after it.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import http.client
+import json
+import logging
+import queue
+import random
+import threading
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+_FIRST_DELAY = 0.2
+_MAX_DELAY = 5.0
+_HTTP_TIMEOUT = 10.0
+_BODY_CHARS = 500
+_RETRY_STATUSES = (429,)
+
+
+class Sender:
+    """POSTs JSON bodies to the collector with retries; :meth:`close` drains what is queued."""
+
+    def __init__(
+        self, base_url: str | None, token: str | None, timeout: float, log: logging.Logger
+    ) -> None:
+        self._base = base_url
+        self._token = token
+        self._timeout = timeout
+        self._log = log
+        self._queue: queue.Queue[tuple[str, dict[str, Any]] | None] = queue.Queue()
+        self._drain_deadline: float | None = None
+        self._thread = threading.Thread(target=self._run, name="kubesweep-sender", daemon=True)
+        self.delivered = 0
+        self.dropped = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def post(self, path: str, body: dict[str, Any]) -> None:
+        """Queue ``body`` for ``POST {collector}{path}``; a no-op without a collector."""
+        if self._base is not None:
+            self._queue.put((path, body))
+
+    def close(self, drain_seconds: float) -> bool:
+        """Deliver what is queued within ``drain_seconds``; True when the queue emptied."""
+        if self._base is None or not self._thread.is_alive():
+            return True
+        self._drain_deadline = time.monotonic() + drain_seconds
+        self._queue.put(None)
+        self._thread.join(drain_seconds + _HTTP_TIMEOUT)
+        return not self._thread.is_alive()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            path, body = item
+            if self._deliver(path, body):
+                self.delivered += 1
+            else:
+                self.dropped += 1
+
+    def _deadline(self) -> float:
+        deadline = time.monotonic() + self._timeout
+        if self._drain_deadline is not None:
+            deadline = min(deadline, self._drain_deadline)
+        return deadline
+
+    def _deliver(self, path: str, body: dict[str, Any]) -> bool:
+        url = f"{self._base}{path}"
+        data = json.dumps(body, allow_nan=False).encode("utf-8")
+        deadline = self._deadline()
+        delay = _FIRST_DELAY
+        attempt = 0
+        while True:
+            attempt += 1
+            retry_after, problem = self._attempt(url, data)
+            if problem is None:
+                return True
+            if retry_after is None:
+                self._log.error("report to %s refused, dropped: %s", path, problem)
+                return False
+            # Jitter spreads the retries of many trials hitting one recovering collector.
+            jitter = random.uniform(0.8, 1.0)  # noqa: S311 - not for security
+            wait = max(delay * jitter, retry_after)
+            if time.monotonic() + wait > deadline:
+                self._log.error(
+                    "report to %s dropped after %d attempts: %s (kept in metrics.jsonl "
+                    "when it is a metric)",
+                    path,
+                    attempt,
+                    problem,
+                )
+                return False
+            self._log.warning("report to %s failed (%s); retrying in %.1f s", path, problem, wait)
+            time.sleep(wait)
+            delay = min(delay * 2, _MAX_DELAY)
+
+    def _attempt(self, url: str, data: bytes) -> tuple[float | None, str | None]:
+        """One POST: ``(None, None)`` on success, ``(retry_after, why)`` to retry,
+        ``(None, why)`` to give up."""
+        headers = {"Content-Type": "application/json"}
+        if self._token:
+            headers["Authorization"] = f"Bearer {self._token}"
+        request = urllib.request.Request(url, data=data, headers=headers, method="POST")  # noqa: S310 - http(s) checked in config
+        try:
+            with urllib.request.urlopen(request, timeout=_HTTP_TIMEOUT) as response:  # noqa: S310
+                response.read()
+                return None, None
+        except urllib.error.HTTPError as exc:
+            text = _body(exc)
+            why = f"HTTP {exc.code}: {text}"
+            if exc.code >= 500 or exc.code in _RETRY_STATUSES:
+                return _retry_after(exc.headers.get("Retry-After")), why
+            return None, why
+        except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
+            return 0.0, f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"
+
+
+def _body(exc: urllib.error.HTTPError) -> str:
+    try:
+        raw = exc.read()
+    except OSError:
+        return ""
+    return raw.decode("utf-8", "replace").strip()[:_BODY_CHARS]
+
+
+def _retry_after(value: str | None) -> float:
+    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date); 0 if absent."""
+    if not value:
+        return 0.0
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return 0.0
+    return max(0.0, when.timestamp() - time.time())

@@ -1,0 +1,67 @@
+"""The whole stack as real processes: Redis, Celery worker, tuner, collector, API."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kubesweep.cli.client import ApiClient
+from kubesweep.cli.embedded import EmbeddedStack
+from kubesweep.store import Store
+
+from .helpers import event_counts, max_active, wait_for, write_experiment
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[EmbeddedStack]:
+    with EmbeddedStack(tmp_path / "stack") as running:
+        yield running
+
+
+def _check_exactly_once(store: Store, exp_id: str, expected: int) -> None:
+    trials = store.list_trials(exp_id)
+    assert len(trials) == expected
+    assert sorted(t.seq for t in trials) == list(range(expected))
+    counts = event_counts(store, exp_id)
+    for trial in trials:
+        assert trial.status.value == "SUCCEEDED", (trial.id, trial.status, trial.message)
+        assert counts[("metric.final", trial.id)] == 1
+        assert counts[("trial.launched", trial.id)] == 1
+        assert counts[("trial.succeeded", trial.id)] == 1
+        assert trial.final == pytest.approx(trial.parameters["x"])
+
+
+def test_twenty_trials_at_concurrency_four(stack: EmbeddedStack, tmp_path: Path) -> None:
+    config = write_experiment(tmp_path / "exp", trials=20, concurrency=4, sleep=0.05, steps=2)
+    client = ApiClient(stack.api_url, stack.api_token)
+    exp_id = client.submit(config)
+    exp = wait_for(client, exp_id, {"DONE", "ERROR", "STOPPED"}, timeout=120)
+    assert exp["status"] == "DONE"
+    store = Store.from_url(stack.redis_url)
+    _check_exactly_once(store, exp_id, 20)
+    assert max_active(store, exp_id) <= 4
+    for trial in store.list_trials(exp_id):
+        assert trial.intermediate_count == 2
+
+
+def test_worker_killed_mid_experiment(stack: EmbeddedStack, tmp_path: Path) -> None:
+    config = write_experiment(tmp_path / "exp", trials=20, concurrency=4, sleep=0.5, steps=2)
+    client = ApiClient(stack.api_url, stack.api_token)
+    exp_id = client.submit(config)
+    store = Store.from_url(stack.redis_url)
+    deadline = time.monotonic() + 60
+    while sum(t.status.value == "SUCCEEDED" for t in store.list_trials(exp_id)) < 4:
+        assert time.monotonic() < deadline, "trials did not progress"
+        time.sleep(0.1)
+    stack.kill("dispatcher-worker")
+    time.sleep(2.0)
+    stack.respawn("dispatcher-worker")
+    exp = wait_for(client, exp_id, {"DONE", "ERROR", "STOPPED"}, timeout=150)
+    assert exp["status"] == "DONE"
+    _check_exactly_once(store, exp_id, 20)
+    assert max_active(store, exp_id) <= 4
