@@ -45,7 +45,7 @@ def _ignore_spec(code_dir: Path) -> IgnoreSpec:
     ignore = code_dir / IGNORE_FILE
     if ignore.is_file():
         lines += ignore.read_text(encoding="utf-8").splitlines()
-    return pathspec.PathSpec.from_lines("gitwildmatch", lines)
+    return pathspec.GitIgnoreSpec.from_lines(lines)
 
 
 def _walk(code_dir: Path, spec: IgnoreSpec) -> Iterator[Path]:

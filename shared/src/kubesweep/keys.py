@@ -38,3 +38,12 @@ def dedup(exp_id: str) -> str:
 def launch_claim(exp_id: str, trial_id: str, attempt: int) -> str:
     """Held briefly by the worker that is launching one attempt of a trial."""
     return f"{PREFIX}:exp:{exp_id}:launch:{trial_id}:{attempt}"
+
+
+def heartbeat(service: str, instance: str) -> str:
+    """Present while a service instance is alive and ready (expires by itself)."""
+    return f"{PREFIX}:heartbeat:{service}:{instance}"
+
+
+def heartbeat_pattern(service: str) -> str:
+    return f"{PREFIX}:heartbeat:{service}:*"

@@ -6,7 +6,7 @@ import json
 import math
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 from kubesweep.messaging import ExperimentStatus, TrialStatus
 
@@ -83,10 +83,9 @@ class ExperimentRecord(BaseModel):
     revision: int = 1
     owner: str = ""
     code_sha256: str = ""
-    trial_counts: dict[str, int] = Field(default_factory=dict)
 
     def to_hash(self) -> dict[str, str]:
-        data = self.model_dump(mode="json", exclude={"trial_counts"})
+        data = self.model_dump(mode="json")
         return {
             key: json.dumps(value) if key == "spec" else str(value)
             for key, value in data.items()

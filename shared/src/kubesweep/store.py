@@ -142,11 +142,7 @@ class Store:
         raw: dict[str, str] = self.redis.hgetall(keys.experiment(exp_id))  # type: ignore[assignment]
         if not raw:
             raise NotFoundError(f"experiment {exp_id!r} does not exist")
-        record = ExperimentRecord.from_hash(raw)
-        counts: dict[str, int] = {}
-        for trial in self.list_trials(exp_id):
-            counts[trial.status.value] = counts.get(trial.status.value, 0) + 1
-        return record.model_copy(update={"trial_counts": counts})
+        return ExperimentRecord.from_hash(raw)
 
     def list_experiment_ids(self) -> list[str]:
         return list(self.redis.zrange(keys.EXPERIMENTS, 0, -1))  # type: ignore[arg-type]
@@ -399,6 +395,13 @@ class Store:
             for entry_id, fields in items:
                 out.append((exp_id, StreamEntry(entry_id, Event.from_json(fields["data"]))))
         return out
+
+    def experiment_statuses(self, exp_ids: Sequence[str]) -> list[ExperimentStatus | None]:
+        """The status of each experiment, in one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        for exp_id in exp_ids:
+            pipe.hget(keys.experiment(exp_id), "status")
+        return [None if raw is None else ExperimentStatus(str(raw)) for raw in pipe.execute()]
 
     def experiment_status(self, exp_id: str) -> ExperimentStatus | None:
         raw = self.redis.hget(keys.experiment(exp_id), "status")

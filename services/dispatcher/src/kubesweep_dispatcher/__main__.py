@@ -7,6 +7,7 @@ import logging
 import signal
 import threading
 
+from kubesweep import heartbeat
 from kubesweep import logging as kslogging
 from kubesweep.messaging import DISPATCH_QUEUE
 from kubesweep_dispatcher.context import DispatcherContext
@@ -27,6 +28,7 @@ def _serve_api(ctx: DispatcherContext) -> None:
             f"refusing to listen on {settings.api_host} without KUBESWEEP_API_TOKEN: "
             "set a token or listen on 127.0.0.1"
         )
+    heartbeat.start_beating(ctx.store.redis, "dispatcher-api", threading.Event())
     log.info("dispatcher API listening on %s:%d", settings.api_host, settings.api_port)
     serve(
         create_app(ctx),
@@ -38,9 +40,16 @@ def _serve_api(ctx: DispatcherContext) -> None:
 
 
 def _run_worker(ctx: DispatcherContext) -> None:
+    from celery.signals import worker_ready
+
     from kubesweep_dispatcher.tasks import create_worker_app
 
     app = create_worker_app(ctx)
+    stop = threading.Event()
+    worker_ready.connect(
+        lambda **_: heartbeat.start_beating(ctx.store.redis, "dispatcher-worker", stop),
+        weak=False,
+    )
     app.worker_main(
         [
             "worker",
@@ -66,6 +75,7 @@ def _run_watch(ctx: DispatcherContext) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    heartbeat.start_beating(ctx.store.redis, "dispatcher-watch", stop)
     log.info("watcher started")
     watch.run(ctx, stop)
 

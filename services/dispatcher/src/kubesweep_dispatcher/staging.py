@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import compileall
 import hashlib
 import json
 import logging
@@ -48,6 +49,8 @@ def stage_experiment(
                 target = runtime_dir / relpath
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(data)
+            # Trials then import the runtime without compiling it, each of them, at once.
+            compileall.compile_dir(runtime_dir, quiet=1, workers=1)
             storage.publish_tree(code_dir, layout.code(exp_id))
             storage.publish_tree(runtime_dir, layout.runtime(exp_id))
             digest = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()

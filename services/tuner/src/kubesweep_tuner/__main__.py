@@ -5,9 +5,11 @@ from __future__ import annotations
 import signal
 import threading
 
+from kubesweep import heartbeat
 from kubesweep import logging as kslogging
 from kubesweep.celeryapp import make_celery
 from kubesweep.store import Store
+from kubesweep_tuner.algorithms.registry import available
 from kubesweep_tuner.service import TunerService
 from kubesweep_tuner.settings import TunerSettings
 
@@ -18,6 +20,10 @@ def main() -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    # Load every algorithm (hyperopt takes seconds to import) before announcing readiness.
+    available()
+    store = Store.from_url(settings.redis_url)
+    heartbeat.start_beating(store.redis, "tuner", stop)
     service = TunerService(
         settings, Store.from_url(settings.redis_url), make_celery(settings.redis_url)
     )

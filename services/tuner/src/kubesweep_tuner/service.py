@@ -61,10 +61,9 @@ class TunerService:
                 self._drop(exp_id)
 
     def _scan(self) -> None:
-        for exp_id in self.store.list_experiment_ids():
-            if exp_id in self.runs:
-                continue
-            status = self.store.experiment_status(exp_id)
+        candidates = [e for e in self.store.list_experiment_ids() if e not in self.runs]
+        statuses = self.store.experiment_statuses(candidates)
+        for exp_id, status in zip(candidates, statuses, strict=True):
             if status not in (ExperimentStatus.RUNNING, ExperimentStatus.NO_MORE_TRIAL):
                 continue
             if self.store.acquire_lease(exp_id, self.owner, self.settings.tuner_lease_ms):

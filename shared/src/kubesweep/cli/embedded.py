@@ -21,6 +21,7 @@ from typing import IO
 import redis
 import requests
 
+from kubesweep import heartbeat
 from kubesweep.errors import TransientError
 
 
@@ -171,6 +172,9 @@ class EmbeddedStack:
             self.spawn(name, argv)
         for name, url in (("collector", self.collector_url), ("dispatcher-api", self.api_url)):
             self._wait(lambda url=url: requests.get(f"{url}/healthz", timeout=1).ok, name, timeout)
+        client = redis.Redis(port=self.redis_port, decode_responses=True)
+        for name in self.service_commands():
+            self._wait(lambda name=name: heartbeat.alive(client, name), name, timeout)
 
     def _wait(self, probe: object, name: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout

@@ -17,6 +17,19 @@ def _metric(value: Any) -> str:
     return "" if value is None else f"{value:.6g}"
 
 
+def compact_parameters(parameters: dict[str, Any]) -> str:
+    """``C=780.4 gamma=0.001021 kernel=poly``: short enough for a table cell."""
+
+    def fmt(value: Any) -> str:
+        if isinstance(value, float):
+            return f"{value:.4g}"
+        if isinstance(value, dict):
+            return "{" + compact_parameters(value) + "}"
+        return json.dumps(value) if not isinstance(value, str) else value
+
+    return " ".join(f"{key}={fmt(value)}" for key, value in parameters.items())
+
+
 def _default(value: Any) -> Any:
     return value.get("default") if isinstance(value, dict) else value
 
@@ -37,7 +50,7 @@ def trials_table(trials: list[dict[str, Any]], title: str = "Trials") -> Table:
     for trial in trials:
         last = trial.get("last_intermediate")
         count = trial.get("intermediate_count", 0)
-        intermediate = f"{count}: last {_metric(_default(last))}" if count else ""
+        intermediate = f"{count} (last {_metric(_default(last))})" if count else ""
         table.add_row(
             str(trial["seq"]),
             trial["id"],

@@ -9,7 +9,6 @@ with the command's exit code. See ``protocol`` for the names and wire formats.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import logging
 import os
@@ -38,11 +37,16 @@ _SIGNALLED_DRAIN_SECONDS = 10.0
 
 def main(argv: list[str] | None = None) -> int:
     """Run one trial attempt; returns the exit code (the command's, or 75/78 from the keeper)."""
-    parser = argparse.ArgumentParser(
-        prog="python3 -m kubesweep_trial.keeper",
-        description="Run a kubesweep trial command; configured by KUBESWEEP_* variables.",
-    )
-    parser.parse_args(argv)
+    args = sys.argv[1:] if argv is None else argv
+    if args:
+        # Only --help is accepted; argparse costs start-up time every trial pays.
+        import argparse
+
+        parser = argparse.ArgumentParser(
+            prog="python3 -m kubesweep_trial.keeper",
+            description="Run a kubesweep trial command; configured by KUBESWEEP_* variables.",
+        )
+        parser.parse_args(args)
     try:
         config = KeeperConfig.from_env(os.environ)
     except KeeperConfigError as exc:

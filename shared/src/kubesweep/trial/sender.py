@@ -6,7 +6,6 @@ readers and a status report queued after the final metric is delivered after it.
 
 from __future__ import annotations
 
-import email.utils
 import http.client
 import json
 import logging
@@ -14,9 +13,8 @@ import queue
 import random
 import threading
 import time
-import urllib.error
-import urllib.request
 from typing import Any
+from urllib.parse import urlsplit
 
 _FIRST_DELAY = 0.2
 _MAX_DELAY = 5.0
@@ -40,6 +38,7 @@ class Sender:
         self._thread = threading.Thread(target=self._run, name="kubesweep-sender", daemon=True)
         self.delivered = 0
         self.dropped = 0
+        self._conn: http.client.HTTPConnection | None = None
 
     def start(self) -> None:
         self._thread.start()
@@ -105,33 +104,50 @@ class Sender:
             time.sleep(wait)
             delay = min(delay * 2, _MAX_DELAY)
 
+    def _connection(self, url: str) -> http.client.HTTPConnection:
+        # One kept-alive connection per keeper: a trial's reports skip the TCP handshake,
+        # and urllib.request (with ssl and email) is not imported at start-up.
+        parts = urlsplit(url)
+        if self._conn is None:
+            if parts.scheme == "https":
+                self._conn = http.client.HTTPSConnection(
+                    parts.hostname or "", parts.port, timeout=_HTTP_TIMEOUT
+                )
+            else:
+                self._conn = http.client.HTTPConnection(
+                    parts.hostname or "", parts.port, timeout=_HTTP_TIMEOUT
+                )
+        return self._conn
+
     def _attempt(self, url: str, data: bytes) -> tuple[float | None, str | None]:
         """One POST: ``(None, None)`` on success, ``(retry_after, why)`` to retry,
         ``(None, why)`` to give up."""
         headers = {"Content-Type": "application/json"}
         if self._token:
             headers["Authorization"] = f"Bearer {self._token}"
-        request = urllib.request.Request(url, data=data, headers=headers, method="POST")  # noqa: S310 - http(s) checked in config
+        parts = urlsplit(url)
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
         try:
-            with urllib.request.urlopen(request, timeout=_HTTP_TIMEOUT) as response:  # noqa: S310
-                response.read()
-                return None, None
-        except urllib.error.HTTPError as exc:
-            text = _body(exc)
-            why = f"HTTP {exc.code}: {text}"
-            if exc.code >= 500 or exc.code in _RETRY_STATUSES:
-                return _retry_after(exc.headers.get("Retry-After")), why
-            return None, why
-        except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
-            return 0.0, f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}"
+            conn = self._connection(url)
+            conn.request("POST", target, body=data, headers=headers)
+            response = conn.getresponse()
+            raw = response.read()
+        except (http.client.HTTPException, OSError) as exc:
+            self._reset()
+            return 0.0, f"{type(exc).__name__}: {exc}"
+        if response.getheader("Connection", "").lower() == "close":
+            self._reset()
+        if response.status < 300:
+            return None, None
+        why = f"HTTP {response.status}: {raw.decode('utf-8', 'replace').strip()[:_BODY_CHARS]}"
+        if response.status >= 500 or response.status in _RETRY_STATUSES:
+            return _retry_after(response.getheader("Retry-After")), why
+        return None, why
 
-
-def _body(exc: urllib.error.HTTPError) -> str:
-    try:
-        raw = exc.read()
-    except OSError:
-        return ""
-    return raw.decode("utf-8", "replace").strip()[:_BODY_CHARS]
+    def _reset(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
 
 def _retry_after(value: str | None) -> float:
@@ -142,6 +158,8 @@ def _retry_after(value: str | None) -> float:
         return max(0.0, float(value))
     except ValueError:
         pass
+    import email.utils
+
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):

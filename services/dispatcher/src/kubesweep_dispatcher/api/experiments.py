@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections import Counter
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
@@ -80,7 +81,8 @@ def _read_submission() -> tuple[ExperimentSpec, bytes]:
 def _summary(record: ExperimentRecord) -> dict[str, Any]:
     ctx = _ctx()
     mode = optimize_mode(record.spec)
-    top = best(ctx.store.list_trials(record.id), mode)
+    trials = ctx.store.list_trials(record.id)
+    top = best(trials, mode)
     return {
         "id": record.id,
         "name": record.spec.get("name", ""),
@@ -92,7 +94,7 @@ def _summary(record: ExperimentRecord) -> dict[str, Any]:
         "optimize_mode": mode,
         "max_trial_number": record.spec.get("max_trial_number"),
         "trial_concurrency": record.spec.get("trial_concurrency"),
-        "trial_counts": record.trial_counts,
+        "trial_counts": dict(Counter(t.status.value for t in trials)),
         "best": None if top is None else {"trial_id": top.id, "value": top.default_metric},
     }
 

@@ -106,7 +106,8 @@ class LocalPlatform(Platform):
             env["KUBESWEEP_WORK_DIR"] = tempfile.mkdtemp(prefix=f"{trial.id}-", dir=self.work_root)
         with (output_dir / "keeper.stderr").open("ab") as keeper_err:
             process = subprocess.Popen(
-                [sys.executable, "-m", "kubesweep_trial.keeper"],
+                # -S: the keeper is stdlib-only, so skip site-packages and start faster.
+                [sys.executable, "-S", "-m", "kubesweep_trial.keeper"],
                 env=env,
                 cwd=sys_dir,
                 stdin=subprocess.DEVNULL,
