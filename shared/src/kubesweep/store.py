@@ -67,15 +67,16 @@ return 1
 """
 
 # KEYS: lease, trials zset, trial hash, events, seq.  ARGV: owner, max trials, trial id,
-# event json (with SEQ placeholder), field/value...
+# event json (with SEQ placeholder), the placeholder (quoted, no pattern characters),
+# field/value...
 _CREATE_TRIAL = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return -1 end
 if tonumber(ARGV[2]) > 0 and redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[2]) then return -2 end
 if redis.call('EXISTS', KEYS[3]) == 1 then return -3 end
 local seq = redis.call('INCR', KEYS[5]) - 1
-redis.call('HSET', KEYS[3], 'seq', seq, unpack(ARGV, 5))
+redis.call('HSET', KEYS[3], 'seq', seq, unpack(ARGV, 6))
 redis.call('ZADD', KEYS[2], seq, ARGV[3])
-local event = string.gsub(ARGV[4], '"__SEQ__"', tostring(seq))
+local event = string.gsub(ARGV[4], ARGV[5], tostring(seq))
 redis.call('XADD', KEYS[4], '*', 'data', event)
 return seq
 """
@@ -221,12 +222,14 @@ class Store:
         )
         fields = record.to_hash()
         del fields["seq"]
+        # Unguessable, so a parameter value can never be mistaken for the placeholder.
+        placeholder = f"__SEQ_{secrets.token_hex(8)}__"
         event = Event(
             type="trial.waiting",
             experiment_id=exp_id,
             trial_id=trial_id,
             ts=now,
-            payload={"parameter_id": parameter_id, "parameters": parameters, "seq": "__SEQ__"},
+            payload={"parameter_id": parameter_id, "parameters": parameters, "seq": placeholder},
         )
         flat = [item for pair in fields.items() for item in pair]
         seq = int(
@@ -238,7 +241,7 @@ class Store:
                     keys.events(exp_id),
                     keys.seq(exp_id),
                 ],
-                args=[owner, max_trials, trial_id, event.to_json(), *flat],
+                args=[owner, max_trials, trial_id, event.to_json(), f'"{placeholder}"', *flat],
             )
         )
         if seq < 0:

@@ -16,6 +16,7 @@ from rich.console import Console
 from kubesweep.cli import render
 from kubesweep.cli.client import ApiClient, ApiError, connection_file, state_dir, write_connection
 from kubesweep.cli.embedded import EmbeddedStack
+from kubesweep.config import load_config_file
 from kubesweep.errors import ConfigError, KubesweepError, NotFoundError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -62,6 +63,8 @@ def summarise(client: ApiClient, exp: dict[str, Any]) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     workdir = Path(args.workdir).expanduser() if args.workdir else state_dir() / "embedded"
     config = Path(args.config)
+    # Refuse a bad config before paying for the stack's start-up.
+    load_config_file(config)
     with EmbeddedStack(workdir) as stack:
         client = ApiClient(stack.api_url, stack.api_token)
         write_connection(stack.api_url, stack.api_token)
