@@ -49,7 +49,7 @@ def measure(trials: int, concurrency: int, sleep: float) -> dict[str, float]:
             started = time.time()
             exp_id = client.submit(config)
             while client.experiment(exp_id)["status"] not in ("DONE", "ERROR", "STOPPED"):
-                time.sleep(0.25)
+                time.sleep(0.1)
             wall = time.time() - started
             records = store.list_trials(exp_id)
     first = min(t.started or float("inf") for t in records) - started

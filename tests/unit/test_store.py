@@ -235,9 +235,7 @@ def test_create_trial_respects_max_trials(store: Store) -> None:
     made = [_trial(store, parameter_id=i, max_trials=3) for i in range(3)]
     assert [t.seq for t in made] == [0, 1, 2]
     assert (
-        store.create_trial(
-            owner=OWNER, max_trials=3, exp_id="exp1", parameter_id=3, parameters={}
-        )
+        store.create_trial(owner=OWNER, max_trials=3, exp_id="exp1", parameter_id=3, parameters={})
         is None
     )
     assert store.count_trials("exp1") == 3
@@ -492,9 +490,7 @@ def test_read_events_in_order_with_cursor(store: Store) -> None:
         "trial.running",
     ]
     assert store.read_events("exp1", after=ids[-1]) == []
-    assert [e.event.type for e in store.read_events("exp1", count=1)] == [
-        "experiment.submitted"
-    ]
+    assert [e.event.type for e in store.read_events("exp1", count=1)] == ["experiment.submitted"]
 
 
 def test_read_events_blocks_until_an_event(store: Store, redis_url: str) -> None:
@@ -518,7 +514,8 @@ def test_read_many_tags_entries_with_their_experiment(store: Store) -> None:
     store.transition_experiment("alpha", ExperimentStatus.RUNNING)
     store.transition_experiment("beta", ExperimentStatus.RUNNING)
     store.transition_experiment("beta", ExperimentStatus.STOPPING)
-    out = store.read_many({"alpha": "0-0", "beta": "0-0"})
+    out, no_submissions = store.read_many({"alpha": "0-0", "beta": "0-0"})
+    assert no_submissions is None
     by_exp: dict[str, list[str]] = {}
     for exp_id, entry in out:
         assert entry.event.experiment_id == exp_id
@@ -528,9 +525,19 @@ def test_read_many_tags_entries_with_their_experiment(store: Store) -> None:
         "beta": ["submitted", "RUNNING", "STOPPING"],
     }
     beta_ids = [entry.id for exp_id, entry in out if exp_id == "beta"]
-    rest = store.read_many({"alpha": "$", "beta": beta_ids[0]})
+    rest, _ = store.read_many({"alpha": "$", "beta": beta_ids[0]})
     assert [(e, x.id) for e, x in rest] == [("beta", i) for i in beta_ids[1:]]
-    assert store.read_many({}) == []
+    assert store.read_many({}) == ([], None)
+
+
+def test_read_many_wakes_for_new_submissions(store: Store) -> None:
+    cursor = store.submissions_cursor()
+    _experiment(store, "alpha")
+    entries, submitted = store.read_many({}, submissions_after=cursor, block_ms=1000)
+    assert entries == []
+    assert submitted is not None
+    assert submitted != cursor
+    assert store.read_many({}, submissions_after=submitted, block_ms=50) == ([], None)
 
 
 # leases --------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import shutil
 import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -77,7 +78,7 @@ def pack(code_dir: Path, limits: Limits = Limits()) -> tuple[bytes, ArchiveSumma
         raise ConfigError(f"{code_dir} is not a directory", field="trialCodeDirectory")
     spec = _ignore_spec(code_dir)
     buffer = io.BytesIO()
-    digest = hashlib.sha256()
+    names: list[str] = []
     count = total = 0
     with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=1) as tar:
         for rel in _walk(code_dir, spec):
@@ -87,17 +88,35 @@ def pack(code_dir: Path, limits: Limits = Limits()) -> tuple[bytes, ArchiveSumma
             elif not path.is_file():
                 continue
             count += 1
-            total += path.lstat().st_size
+            # Counted as the archive will hold it (a symlink carries no data), as unpack does.
+            total += 0 if path.is_symlink() else path.lstat().st_size
             _enforce(limits, count, total, "trialCodeDirectory")
             info = tar.gettarinfo(str(path), arcname=rel.as_posix())
             info.uid = info.gid = 0
             info.uname = info.gname = ""
-            digest.update(rel.as_posix().encode() + b"\0")
+            if info.islnk():
+                # tarfile turns a second name of one inode into a hard link, which unpack
+                # refuses; store the content again instead.
+                info.type = tarfile.REGTYPE
+                info.linkname = ""
+                info.size = path.lstat().st_size
+            elif info.issym() and (
+                os.path.isabs(info.linkname) or ".." in PurePosixPath(info.linkname).parts
+            ):
+                # Already checked to stay inside; store it relative to its folder, the form
+                # unpack can verify without the original filesystem.
+                real = code_dir.resolve()
+                info.linkname = os.path.relpath(path.resolve(), (real / rel).parent)
+            names.append(rel.as_posix())
             if info.isreg():
                 with path.open("rb") as handle:
                     tar.addfile(info, handle)
             else:
                 tar.addfile(info)
+    # Sorted by name, like unpack, so both sides of the round trip agree on the digest.
+    digest = hashlib.sha256()
+    for name in sorted(names):
+        digest.update(name.encode() + b"\0")
     return buffer.getvalue(), ArchiveSummary(count, total, digest.hexdigest())
 
 
@@ -154,6 +173,8 @@ def unpack(archive: bytes, dest: Path, limits: Limits = Limits()) -> ArchiveSumm
         count = total = 0
         try:
             for member in tar:
+                if member.isdir() and PurePosixPath(member.name).parts in ((), (".",)):
+                    continue  # the archive's own root, as `tar -C dir -czf - .` writes it
                 _safe_member(member)
                 if member.isdir():
                     members.append(member)
@@ -168,6 +189,16 @@ def unpack(archive: bytes, dest: Path, limits: Limits = Limits()) -> ArchiveSumm
         for member in sorted(members, key=lambda m: m.name):
             if not member.isdir():
                 digest.update(member.name.encode() + b"\0")
+        created = not dest.exists()
         dest.mkdir(parents=True, exist_ok=True)
-        tar.extractall(dest, members=members, filter="data")
+        try:
+            # The "data" filter catches what the checks above cannot see by name alone,
+            # e.g. a link that escapes through another link (x -> ., x/y -> ..).
+            tar.extractall(dest, members=members, filter="data")
+        except (tarfile.TarError, OSError) as exc:
+            if created:
+                shutil.rmtree(dest, ignore_errors=True)
+            raise ConfigError(
+                f"the code archive cannot be extracted safely: {exc}", field="code"
+            ) from exc
     return ArchiveSummary(count, total, digest.hexdigest())

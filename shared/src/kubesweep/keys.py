@@ -4,6 +4,8 @@ from __future__ import annotations
 
 PREFIX = "ks"
 EXPERIMENTS = f"{PREFIX}:experiments"
+# A stream with one entry per new or resumed experiment, so tuners wake at once.
+SUBMISSIONS = f"{PREFIX}:submissions"
 
 
 def experiment(exp_id: str) -> str:

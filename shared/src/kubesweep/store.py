@@ -134,6 +134,7 @@ class Store:
         pipe.hset(keys.experiment(record.id), mapping=record.to_hash())  # type: ignore[arg-type]
         pipe.zadd(keys.EXPERIMENTS, {record.id: record.created})
         pipe.xadd(keys.events(record.id), {"data": event.to_json()})
+        pipe.xadd(keys.SUBMISSIONS, {"experiment_id": record.id}, maxlen=10_000, approximate=True)
         pipe.execute()
 
     def experiment_exists(self, exp_id: str) -> bool:
@@ -385,19 +386,38 @@ class Store:
         return entries
 
     def read_many(
-        self, cursors: dict[str, str], *, count: int = 1000, block_ms: int | None = None
-    ) -> list[tuple[str, StreamEntry]]:
-        """Read several experiments' streams at once: ``(experiment id, entry)`` in order."""
-        if not cursors:
-            return []
+        self,
+        cursors: dict[str, str],
+        *,
+        submissions_after: str | None = None,
+        count: int = 1000,
+        block_ms: int | None = None,
+    ) -> tuple[list[tuple[str, StreamEntry]], str | None]:
+        """Read several experiments' streams at once: ``(experiment id, entry)`` in order.
+
+        With ``submissions_after`` the read also wakes for new experiments; the second
+        value is then the submissions cursor to pass next time (None when nothing new)."""
         streams = {keys.events(exp_id): after for exp_id, after in cursors.items()}
+        if submissions_after is not None:
+            streams[keys.SUBMISSIONS] = submissions_after
+        if not streams:
+            return [], None
         reply: Any = self.redis.xread(streams, count=count, block=block_ms)  # type: ignore[arg-type]
         out: list[tuple[str, StreamEntry]] = []
+        submissions: str | None = None
         for stream, items in reply or []:
+            if stream == keys.SUBMISSIONS:
+                submissions = items[-1][0]
+                continue
             exp_id = stream.split(":")[2]
             for entry_id, fields in items:
                 out.append((exp_id, StreamEntry(entry_id, Event.from_json(fields["data"]))))
-        return out
+        return out, submissions
+
+    def submissions_cursor(self) -> str:
+        """The id of the latest submission, to wait for newer ones."""
+        last: Any = self.redis.xrevrange(keys.SUBMISSIONS, count=1)
+        return str(last[0][0]) if last else "0-0"
 
     def experiment_statuses(self, exp_ids: Sequence[str]) -> list[ExperimentStatus | None]:
         """The status of each experiment, in one round trip."""

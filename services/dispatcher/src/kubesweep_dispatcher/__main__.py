@@ -42,14 +42,18 @@ def _serve_api(ctx: DispatcherContext) -> None:
 def _run_worker(ctx: DispatcherContext) -> None:
     from celery.signals import worker_ready
 
+    from kubesweep_dispatcher.platforms.registry import available_platforms
     from kubesweep_dispatcher.tasks import create_worker_app
 
     app = create_worker_app(ctx)
     stop = threading.Event()
-    worker_ready.connect(
-        lambda **_: heartbeat.start_beating(ctx.store.redis, "dispatcher-worker", stop),
-        weak=False,
-    )
+
+    def on_ready(**_: object) -> None:
+        for name in available_platforms():
+            ctx.platform(name).warm_up()
+        heartbeat.start_beating(ctx.store.redis, "dispatcher-worker", stop)
+
+    worker_ready.connect(on_ready, weak=False)
     app.worker_main(
         [
             "worker",

@@ -42,7 +42,9 @@ class DispatcherContext:
         return self._storages["mounted"]
 
     def platform_for(self, spec: ExperimentSpec) -> Platform:
-        name = spec.platform
+        return self.platform(spec.platform)
+
+    def platform(self, name: str) -> Platform:
         if name not in self._platforms:
             options = {"work_root": self.settings.work_root} if name == "local" else {}
             self._platforms[name] = create_platform(name, **options)

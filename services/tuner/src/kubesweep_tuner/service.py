@@ -28,6 +28,7 @@ class TunerService:
         self.runs: dict[str, ExperimentRun] = {}
         self._next_scan = 0.0
         self._next_renew = 0.0
+        self._submissions = store.submissions_cursor()
 
     def run(self, stop: threading.Event) -> None:
         log.info("tuner %s started", self.owner)
@@ -48,13 +49,16 @@ class TunerService:
         if now >= self._next_scan:
             self._scan()
             self._next_scan = now + self.settings.tuner_scan_interval_s
-        if not self.runs:
-            time.sleep(0.2)
-            return
         cursors = {exp_id: run.cursor for exp_id, run in self.runs.items()}
-        for exp_id, entry in self.store.read_many(cursors, block_ms=200):
+        entries, submitted = self.store.read_many(
+            cursors, submissions_after=self._submissions, block_ms=200
+        )
+        for exp_id, entry in entries:
             if exp_id in self.runs:
                 self.runs[exp_id].apply(entry)
+        if submitted is not None:
+            self._submissions = submitted
+            self._scan()
         for exp_id, run in list(self.runs.items()):
             run.tick()
             if run.finished:

@@ -34,6 +34,9 @@ def runtime_dir(scratch: str) -> str:
     ``kubesweep`` instead (``python -m kubesweep.trial.keeper``), the runtime is written
     to the scratch folder first.
     """
+    staged = os.environ.get(protocol.ENV_RUNTIME_DIR)
+    if staged and os.path.isfile(os.path.join(staged, protocol.SHIM_PACKAGE, "__init__.py")):
+        return staged
     package_dir = os.path.dirname(os.path.abspath(__file__))
     parent = os.path.dirname(package_dir)
     if os.path.basename(package_dir) == protocol.RUNTIME_PACKAGE and os.path.isfile(

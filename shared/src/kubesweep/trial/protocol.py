@@ -41,6 +41,8 @@ ENV_PRIMARY = "KUBESWEEP_PRIMARY"
 ENV_PLATFORM = "KUBESWEEP_PLATFORM"
 ENV_REPORT_TIMEOUT = "KUBESWEEP_REPORT_TIMEOUT"
 ENV_NNI_SHIM = "KUBESWEEP_NNI_SHIM"
+# The staged runtime folder, for a keeper started from an installed kubesweep.
+ENV_RUNTIME_DIR = "KUBESWEEP_RUNTIME_DIR"
 
 # --- set by the keeper for the trial command ------------------------------------------------
 ENV_METRIC_FD = "KUBESWEEP_METRIC_FD"

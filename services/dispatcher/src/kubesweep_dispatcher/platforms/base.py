@@ -33,6 +33,9 @@ class Platform(ABC):
 
     name: str
 
+    def warm_up(self) -> None:  # noqa: B027 - optional hook, nothing to do by default
+        """Prepare anything slow (connections, helper processes) before the first launch."""
+
     @abstractmethod
     def launch(self, request: LaunchRequest) -> str:
         """Start the trial and return its job handle."""

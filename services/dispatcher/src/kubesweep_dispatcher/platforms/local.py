@@ -6,16 +6,15 @@ import logging
 import os
 import signal
 import socket
-import subprocess
 import sys
 import tempfile
-import threading
 from pathlib import Path
 
 from kubesweep.errors import PermanentError
 from kubesweep.records import TrialRecord
 from kubesweep_dispatcher import layout
 from kubesweep_dispatcher.platforms.base import LaunchRequest, Platform
+from kubesweep_dispatcher.platforms.forkserver import ForkServerClient
 from kubesweep_dispatcher.platforms.registry import register_platform
 
 log = logging.getLogger(__name__)
@@ -61,6 +60,7 @@ def _trial_environment(request: LaunchRequest, sys_dir: Path, output_dir: Path) 
         {
             "PATH": f"{bin_dir}{os.pathsep}{env.get('PATH', '')}",
             "PYTHONPATH": str(runtime),
+            "KUBESWEEP_RUNTIME_DIR": str(runtime),
             "PYTHONUNBUFFERED": "1",
             "KUBESWEEP_PLATFORM": "local",
             "KUBESWEEP_EXPERIMENT_ID": trial.experiment_id,
@@ -86,12 +86,17 @@ def _trial_environment(request: LaunchRequest, sys_dir: Path, output_dir: Path) 
 
 @register_platform("local")
 class LocalPlatform(Platform):
-    """Runs the keeper as a detached process, so trials outlive a restarted worker."""
+    """Runs each trial's keeper as a detached process (forked from a warm fork server), so
+    trials outlive a restarted worker."""
 
     name = "local"
 
     def __init__(self, work_root: Path | None = None) -> None:
         self.work_root = work_root
+        self._forks = ForkServerClient()
+
+    def warm_up(self) -> None:
+        self._forks.start()
 
     def launch(self, request: LaunchRequest) -> str:
         trial = request.trial
@@ -104,26 +109,13 @@ class LocalPlatform(Platform):
         if self.work_root is not None:
             self.work_root.mkdir(parents=True, exist_ok=True)
             env["KUBESWEEP_WORK_DIR"] = tempfile.mkdtemp(prefix=f"{trial.id}-", dir=self.work_root)
-        with (output_dir / "keeper.stderr").open("ab") as keeper_err:
-            process = subprocess.Popen(
-                # -S: the keeper is stdlib-only, so skip site-packages and start faster.
-                [sys.executable, "-S", "-m", "kubesweep_trial.keeper"],
-                env=env,
-                cwd=sys_dir,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=keeper_err,
-                start_new_session=True,
-                close_fds=True,
-            )
-        # Reap the keeper when it exits so it never lingers as a zombie that looks alive.
-        threading.Thread(target=process.wait, name=f"reap-{trial.id}", daemon=True).start()
+        pid = self._forks.spawn(env, str(sys_dir), str(output_dir / "keeper.stderr"))
         log.info(
             "started keeper pid %d",
-            process.pid,
+            pid,
             extra={"experiment_id": trial.experiment_id, "trial_id": trial.id},
         )
-        return _handle(process.pid)
+        return _handle(pid)
 
     def cancel(self, trial: TrialRecord) -> None:
         pid = parse_handle(trial.job)

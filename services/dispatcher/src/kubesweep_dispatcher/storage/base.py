@@ -23,6 +23,9 @@ def check_relpath(path: str) -> str:
     pure = PurePosixPath(path)
     if pure.is_absolute() or ".." in pure.parts or "\\" in path or "\x00" in path:
         raise ConfigError(f"path {path!r} is not a relative path inside the storage", field="path")
+    if not pure.parts:
+        # "" and "." name the root itself: publishing or deleting it would wipe the storage.
+        raise ConfigError(f"path {path!r} names the storage root, not a path in it", field="path")
     return pure.as_posix()
 
 
