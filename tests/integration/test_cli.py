@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from kubesweep.cli.embedded import EmbeddedStack
-from kubesweep_dispatcher.platforms.local import keeper_alive, parse_handle
+from kubesweep_dispatcher.platforms.local import keeper_alive
 
 from .helpers import write_experiment
 
@@ -97,7 +97,7 @@ def test_stop_cancels_running_trials(stack: EmbeddedStack, tmp_path: Path) -> No
     launched = [t for t in trials if t["job"]]
     assert launched, "no trial had started before the stop"
     deadline = time.monotonic() + 20
-    while any(keeper_alive(parse_handle(t["job"]) or 0, t["id"]) for t in launched):
+    while any(keeper_alive(t["job"]) for t in launched):
         assert time.monotonic() < deadline, "cancelled trials are still running"
         time.sleep(0.2)
 

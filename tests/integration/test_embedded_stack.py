@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +13,7 @@ import pytest
 from kubesweep.cli.client import ApiClient
 from kubesweep.cli.embedded import EmbeddedStack
 from kubesweep.store import Store
+from kubesweep_dispatcher.platforms.local import parse_handle
 
 from .helpers import event_counts, max_active, wait_for, write_experiment
 
@@ -65,3 +68,30 @@ def test_worker_killed_mid_experiment(stack: EmbeddedStack, tmp_path: Path) -> N
     assert exp["status"] == "DONE"
     _check_exactly_once(store, exp_id, 20)
     assert max_active(store, exp_id) <= 4
+
+
+def test_killed_keeper_fails_its_trial_and_the_experiment_goes_on(
+    stack: EmbeddedStack, tmp_path: Path
+) -> None:
+    config = write_experiment(tmp_path / "exp", trials=3, concurrency=1, sleep=2.0, steps=1)
+    client = ApiClient(stack.api_url, stack.api_token)
+    exp_id = client.submit(config)
+    store = Store.from_url(stack.redis_url)
+    deadline = time.monotonic() + 60
+    while True:
+        running = [t for t in store.list_trials(exp_id) if t.status.value == "RUNNING" and t.job]
+        if running:
+            break
+        assert time.monotonic() < deadline, "no trial started"
+        time.sleep(0.05)
+    victim = running[0]
+    parsed = parse_handle(victim.job)
+    assert parsed is not None
+    os.kill(parsed[0], signal.SIGKILL)
+    exp = wait_for(client, exp_id, {"DONE", "ERROR", "STOPPED"}, timeout=90)
+    assert exp["status"] == "DONE"
+    trials = {t.id: t for t in store.list_trials(exp_id)}
+    assert len(trials) == 3
+    assert trials[victim.id].status.value == "FAILED"
+    assert "without reporting" in trials[victim.id].message
+    assert sum(t.status.value == "SUCCEEDED" for t in trials.values()) == 2

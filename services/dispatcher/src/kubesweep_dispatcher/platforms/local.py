@@ -21,32 +21,40 @@ log = logging.getLogger(__name__)
 HANDLE_PREFIX = "local"
 
 
-def _handle(pid: int) -> str:
-    return f"{HANDLE_PREFIX}:{socket.gethostname()}:{pid}"
+def _start_time(pid: int) -> str | None:
+    """The process' start time in clock ticks since boot, or None if it is gone or a zombie.
 
-
-def parse_handle(handle: str) -> int | None:
-    """The pid of a local job handle created on this host, else None."""
-    prefix, _, rest = handle.partition(":")
-    host, _, pid = rest.rpartition(":")
-    if prefix != HANDLE_PREFIX or host != socket.gethostname() or not pid.isdigit():
-        return None
-    return int(pid)
-
-
-def keeper_alive(pid: int, trial_id: str) -> bool:
-    """True while ``pid`` is a live (not zombie) keeper of ``trial_id``."""
-    proc = Path(f"/proc/{pid}")
+    Together with the pid it names one process for good: a recycled pid starts later."""
     try:
-        stat = (proc / "stat").read_text()
-        if stat.rsplit(")", 1)[1].split()[0] in ("Z", "X"):
-            return False
-        environ = (proc / "environ").read_bytes().split(b"\0")
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (FileNotFoundError, ProcessLookupError, IndexError):
-        return False
-    except PermissionError:
-        return True
-    return f"KUBESWEEP_TRIAL_ID={trial_id}".encode() in environ
+        return None
+    if fields[0] in ("Z", "X"):
+        return None
+    return fields[19]
+
+
+def _handle(pid: int) -> str:
+    return f"{HANDLE_PREFIX}:{socket.gethostname()}:{pid}:{_start_time(pid) or 0}"
+
+
+def parse_handle(handle: str) -> tuple[int, str] | None:
+    """``(pid, start time)`` of a local job handle created on this host, else None."""
+    parts = handle.split(":")
+    if len(parts) != 4 or parts[0] != HANDLE_PREFIX or parts[1] != socket.gethostname():
+        return None
+    if not parts[2].isdigit():
+        return None
+    return int(parts[2]), parts[3]
+
+
+def keeper_alive(handle: str) -> bool | None:
+    """Whether the keeper behind a local handle still runs; None for another host's handle."""
+    parsed = parse_handle(handle)
+    if parsed is None:
+        return None
+    pid, started = parsed
+    return _start_time(pid) == started
 
 
 def _trial_environment(request: LaunchRequest, sys_dir: Path, output_dir: Path) -> dict[str, str]:
@@ -118,16 +126,13 @@ class LocalPlatform(Platform):
         return _handle(pid)
 
     def cancel(self, trial: TrialRecord) -> None:
-        pid = parse_handle(trial.job)
-        if pid is None or not keeper_alive(pid, trial.id):
+        parsed = parse_handle(trial.job)
+        if parsed is None or not keeper_alive(trial.job):
             return
         try:
-            os.killpg(pid, signal.SIGTERM)
+            os.killpg(parsed[0], signal.SIGTERM)
         except ProcessLookupError:
             return
 
     def is_alive(self, trial: TrialRecord) -> bool | None:
-        pid = parse_handle(trial.job)
-        if pid is None:
-            return None
-        return keeper_alive(pid, trial.id)
+        return keeper_alive(trial.job)
