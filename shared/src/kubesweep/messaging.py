@@ -68,6 +68,8 @@ EventType = Literal[
     "experiment.stopped",
     "experiment.done",
     "experiment.failed",
+    "experiment.resumed",
+    "experiment.imported",
     "trial.waiting",
     "trial.launched",
     "trial.running",

@@ -195,6 +195,27 @@ class Store:
         pipe.xadd(keys.events(exp_id), {"data": event.to_json()})
         pipe.execute()
 
+    def append_event(self, event: Event) -> str:
+        """Append an event that changes no record (e.g. imported results)."""
+        return str(self.redis.xadd(keys.events(event.experiment_id), {"data": event.to_json()}))
+
+    def announce(self, exp_id: str) -> None:
+        """Wake tuners for an experiment that needs an owner again (e.g. resumed)."""
+        self.redis.xadd(keys.SUBMISSIONS, {"experiment_id": exp_id}, maxlen=10_000, approximate=True)
+
+    def delete_experiment(self, exp_id: str) -> None:
+        """Remove every key of an experiment."""
+        trial_ids: list[str] = self.redis.zrange(keys.trials(exp_id), 0, -1)  # type: ignore[assignment]
+        names = [
+            keys.experiment(exp_id), keys.trials(exp_id), keys.events(exp_id), keys.seq(exp_id),
+            keys.dedup(exp_id), keys.tuner_lease(exp_id),
+            *(keys.trial(exp_id, trial_id) for trial_id in trial_ids),
+        ]
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.delete(*names)
+        pipe.zrem(keys.EXPERIMENTS, exp_id)
+        pipe.execute()
+
     # trials --------------------------------------------------------------------------------
 
     def create_trial(
@@ -206,9 +227,13 @@ class Store:
         parameter_id: int,
         parameters: dict[str, Any],
         storage_url: str = "",
+        basis: str = "",
     ) -> TrialRecord | None:
         """Record a new WAITING trial if ``owner`` still holds the experiment's tuner lease
-        and the experiment has fewer than ``max_trials`` trials (0 = unlimited)."""
+        and the experiment has fewer than ``max_trials`` trials (0 = unlimited).
+
+        ``basis`` is the id of the last event the tuner had applied when it chose these
+        parameters; a replay uses it to rebuild the algorithm exactly."""
         trial_id = new_id()
         now = time.time()
         record = TrialRecord(
@@ -230,7 +255,12 @@ class Store:
             experiment_id=exp_id,
             trial_id=trial_id,
             ts=now,
-            payload={"parameter_id": parameter_id, "parameters": parameters, "seq": placeholder},
+            payload={
+                "parameter_id": parameter_id,
+                "parameters": parameters,
+                "seq": placeholder,
+                "basis": basis,
+            },
         )
         flat = [item for pair in fields.items() for item in pair]
         seq = int(
