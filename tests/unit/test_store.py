@@ -227,7 +227,7 @@ def test_seq_placeholder_never_rewrites_parameters(store: Store) -> None:
     assert trial is not None
     assert store.get_trial("exp1", trial.id).parameters == params
     waiting = store.read_events("exp1")[-1].event
-    assert waiting.payload == {"parameter_id": 0, "parameters": params, "seq": 0}
+    assert waiting.payload == {"parameter_id": 0, "parameters": params, "seq": 0, "basis": ""}
 
 
 def test_create_trial_respects_max_trials(store: Store) -> None:
