@@ -1,9 +1,9 @@
 """The contract every storage backend meets.
 
 Each backend is one entry of ``BACKENDS``: a factory that builds it on a fresh, private
-root for one test. Today that is ``mounted`` on a temporary folder; ``nfs`` (against a
-userspace NFS server) and ``azureStorage`` (against an emulator) join by adding a factory
-here, and every test below then runs against them too.
+root for one test: ``mounted`` on a temporary folder, ``nfs`` on a wiped export of a
+loopback nfs-ganesha (skipped where ganesha cannot run), ``azureStorage`` on the local
+Azure Files fake with its key in the local Key Vault fake. Every test runs on each.
 """
 
 from __future__ import annotations
@@ -15,22 +15,40 @@ import pytest
 
 from kubesweep.errors import ConfigError, NotFoundError
 from kubesweep_dispatcher.storage import FileInfo, StorageBackend, create_storage
+from tests.fakes.fixtures import (  # noqa: F401  (fixtures used through getfixturevalue)
+    AzureEnv,
+    azure_env,
+    nfs_backend,
+    nfs_export,
+    nfs_server,
+)
 
-BackendFactory = Callable[[Path], StorageBackend]
+BackendFactory = Callable[[pytest.FixtureRequest, Path], StorageBackend]
 
 
-def _mounted(tmp_path: Path) -> StorageBackend:
+def _mounted(request: pytest.FixtureRequest, tmp_path: Path) -> StorageBackend:
     return create_storage("mounted", root=tmp_path / "share")
+
+
+def _nfs(request: pytest.FixtureRequest, tmp_path: Path) -> StorageBackend:
+    return nfs_backend(request.getfixturevalue("nfs_export"))
+
+
+def _azure(request: pytest.FixtureRequest, tmp_path: Path) -> StorageBackend:
+    env: AzureEnv = request.getfixturevalue("azure_env")
+    return env.backend()
 
 
 BACKENDS: dict[str, BackendFactory] = {
     "mounted": _mounted,
+    "nfs": _nfs,
+    "azureStorage": _azure,
 }
 
 
 @pytest.fixture(params=sorted(BACKENDS))
 def storage(request: pytest.FixtureRequest, tmp_path: Path) -> StorageBackend:
-    backend = BACKENDS[request.param](tmp_path)
+    backend = BACKENDS[request.param](request, tmp_path)
     assert isinstance(backend, StorageBackend)
     assert backend.name == request.param
     return backend
@@ -131,6 +149,27 @@ def test_url_names_the_path(storage: StorageBackend) -> None:
     assert isinstance(url, str)
     assert "://" in url
     assert url.rstrip("/").endswith("kubesweep/exp1/trials/t1/output/local-0")
+
+
+def test_check_passes_and_leaves_nothing(storage: StorageBackend) -> None:
+    storage.check()
+    storage.check()
+    assert not storage.exists("kubesweep") or storage.list_dir("kubesweep") == []
+
+
+def test_make_dirs(storage: StorageBackend) -> None:
+    storage.make_dirs("exp/trials/t1/output/worker-0")
+    storage.make_dirs("exp/trials/t1/output/worker-0")  # exists already: no error
+    assert storage.list_dir("exp/trials/t1/output/worker-0") == []
+    assert storage.list_dir("exp/trials/t1/output")[0].is_dir
+
+
+def test_large_file_round_trip(storage: StorageBackend) -> None:
+    # Larger than NFS's 1 MiB max_read and Azure's 4 MiB upload chunk.
+    data = bytes(range(256)) * (5 * 4096 + 7)
+    storage.write_bytes("big/blob.bin", data)
+    assert storage.read_bytes("big/blob.bin") == data
+    assert storage.list_dir("big") == [FileInfo("blob.bin", False, len(data))]
 
 
 # trees ---------------------------------------------------------------------------------------

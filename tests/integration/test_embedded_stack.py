@@ -13,7 +13,7 @@ import pytest
 from kubesweep.cli.client import ApiClient
 from kubesweep.cli.embedded import EmbeddedStack
 from kubesweep.store import Store
-from kubesweep_dispatcher.platforms.local import parse_handle
+from kubesweep_dispatcher.platforms.local import keeper_alive, parse_handle
 
 from .helpers import event_counts, max_active, wait_for, write_experiment
 
@@ -95,3 +95,23 @@ def test_killed_keeper_fails_its_trial_and_the_experiment_goes_on(
     assert trials[victim.id].status.value == "FAILED"
     assert "without reporting" in trials[victim.id].message
     assert sum(t.status.value == "SUCCEEDED" for t in trials.values()) == 2
+
+
+def test_max_experiment_duration_ends_the_experiment(stack: EmbeddedStack, tmp_path: Path) -> None:
+    config = write_experiment(tmp_path / "exp", trials=10, concurrency=2, sleep=60.0, steps=1)
+    config.write_text(config.read_text() + "maxExperimentDuration: 4s\n")
+    client = ApiClient(stack.api_url, stack.api_token)
+    started = time.monotonic()
+    exp_id = client.submit(config)
+    exp = wait_for(client, exp_id, {"DONE", "ERROR", "STOPPED"}, timeout=60)
+    assert exp["status"] == "DONE"
+    assert "maxExecDuration" in exp["message"]
+    assert time.monotonic() - started < 30
+    store = Store.from_url(stack.redis_url)
+    trials = store.list_trials(exp_id)
+    assert len(trials) == 2
+    assert {t.status.value for t in trials} == {"SYS_CANCELED"}
+    deadline = time.monotonic() + 20
+    while any(keeper_alive(t.job) for t in trials):
+        assert time.monotonic() < deadline, "cancelled keepers still run"
+        time.sleep(0.2)

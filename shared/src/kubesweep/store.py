@@ -201,14 +201,20 @@ class Store:
 
     def announce(self, exp_id: str) -> None:
         """Wake tuners for an experiment that needs an owner again (e.g. resumed)."""
-        self.redis.xadd(keys.SUBMISSIONS, {"experiment_id": exp_id}, maxlen=10_000, approximate=True)
+        self.redis.xadd(
+            keys.SUBMISSIONS, {"experiment_id": exp_id}, maxlen=10_000, approximate=True
+        )
 
     def delete_experiment(self, exp_id: str) -> None:
         """Remove every key of an experiment."""
         trial_ids: list[str] = self.redis.zrange(keys.trials(exp_id), 0, -1)  # type: ignore[assignment]
         names = [
-            keys.experiment(exp_id), keys.trials(exp_id), keys.events(exp_id), keys.seq(exp_id),
-            keys.dedup(exp_id), keys.tuner_lease(exp_id),
+            keys.experiment(exp_id),
+            keys.trials(exp_id),
+            keys.events(exp_id),
+            keys.seq(exp_id),
+            keys.dedup(exp_id),
+            keys.tuner_lease(exp_id),
             *(keys.trial(exp_id, trial_id) for trial_id in trial_ids),
         ]
         pipe = self.redis.pipeline(transaction=True)

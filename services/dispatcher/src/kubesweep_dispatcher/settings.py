@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 
@@ -32,3 +33,27 @@ class DispatcherSettings(SigningSettings):
         default=None, description="where local trials copy their code; a temp dir when unset"
     )
     watch_interval_s: float = Field(default=1.0, description="local watcher poll interval")
+    nfs_port: int | None = Field(
+        default=None, ge=1, le=65535, description="NFS server port for the `nfs` backend (2049)"
+    )
+    nfs_version: Literal["4.1", "4.0", "3"] = Field(
+        default="4.1", description="NFS protocol version of the `nfs` backend"
+    )
+    storage_retry_count: int = Field(
+        default=3, ge=0, description="retries of an NFS call after a transient failure"
+    )
+    storage_retry_backoff_s: float = Field(
+        default=0.5, gt=0, description="first wait before a storage retry (then doubled)"
+    )
+    azure_account_url: str | None = Field(
+        default=None,
+        description="Azure Files endpoint, may contain {account}; "
+        "default https://{account}.file.core.windows.net",
+    )
+    azure_vault_url: str | None = Field(
+        default=None,
+        description="Key Vault URL, may contain {vault}; default https://{vault}.vault.azure.net",
+    )
+    azure_ca_bundle: Path | None = Field(
+        default=None, description="CA bundle to trust for Key Vault and Azure Files (tests)"
+    )

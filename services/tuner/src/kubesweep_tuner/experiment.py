@@ -3,9 +3,11 @@ decisions the tuner makes from them."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from kubesweep.config import ExperimentSpec
@@ -16,14 +18,24 @@ from kubesweep.messaging import (
     DISPATCH_QUEUE,
     EVENT_TRIAL_STATUS,
     LAUNCH_TRIAL_TASK,
+    Event,
     ExperimentStatus,
     TrialStatus,
 )
 from kubesweep.store import Store, StreamEntry
-from kubesweep_tuner.algorithms.base import NoMoreTrials, Tuner
+from kubesweep_tuner.algorithms.base import NoMoreTrials, NotReady, Tuner
 from kubesweep_tuner.algorithms.registry import create_tuner
+from kubesweep_tuner.assessors.base import Assessor, AssessResult
+from kubesweep_tuner.assessors.registry import create_assessor
 
 log = logging.getLogger(__name__)
+
+
+def _stream_le(left: str, right: str) -> bool:
+    """Compare Redis stream ids (``<ms>-<seq>``) numerically."""
+    a, _, b = left.partition("-")
+    c, _, d = right.partition("-")
+    return (int(a), int(b or 0)) <= (int(c), int(d or 0))
 
 
 class TaskSender(Protocol):
@@ -42,6 +54,8 @@ class TrialView:
     result_seen: bool = False
     end_seen: bool = False
     last_sent: float = 0.0
+    history: list[Any] = field(default_factory=list)
+    stop_requested: bool = False
 
 
 class ExperimentRun:
@@ -61,6 +75,8 @@ class ExperimentRun:
         self.exhausted = False
         self.finished = False
         self.tuner = self._make_tuner()
+        self.assessor = self._make_assessor()
+        self._replaying = False
 
     def _make_tuner(self) -> Tuner:
         algo = self.spec.tuner
@@ -70,7 +86,48 @@ class ExperimentRun:
         tuner.update_search_space(self.spec.search_space)
         return tuner
 
+    def _make_assessor(self) -> Assessor | None:
+        algo = self.spec.assessor
+        if algo is None:
+            return None
+        if not algo.name:
+            raise ConfigError(
+                "custom assessors are not enabled in this deployment", field="assessor"
+            )
+        return create_assessor(algo.name, dict(algo.class_args))
+
     # applying the event log ----------------------------------------------------------------
+
+    def replay(self, entries: list[StreamEntry]) -> None:
+        """Rebuild the algorithm from a log written by an earlier owner.
+
+        The algorithm is asked again for every recorded trial, at the point of the log it
+        had reached when it first chose it (the ``basis`` of ``trial.waiting``), so a
+        seeded algorithm ends in the state the earlier owner left it in and proposes the
+        same next parameters."""
+        self._replaying = True
+        try:
+            self._replay(entries)
+        finally:
+            self._replaying = False
+
+    def _replay(self, entries: list[StreamEntry]) -> None:
+        held: deque[StreamEntry] = deque()
+        for entry in entries:
+            event = entry.event
+            if event.type != "trial.waiting" or not event.trial_id or event.trial_id in self.trials:
+                held.append(entry)
+                continue
+            basis = str(event.payload.get("basis") or "")
+            while held and basis and _stream_le(held[0].id, basis):
+                self.apply(held.popleft())
+            parameter_id = int(event.payload["parameter_id"])
+            # Re-asking advances the algorithm's random state as it was advanced back then.
+            with contextlib.suppress(NoMoreTrials, NotReady):
+                self.tuner.generate_parameters(parameter_id)
+            self.apply(entry)
+        for entry in held:
+            self.apply(entry)
 
     def apply(self, entry: StreamEntry) -> None:
         self.cursor = entry.id
@@ -83,10 +140,11 @@ class ExperimentRun:
             )
             self.next_parameter_id = max(self.next_parameter_id, parameter_id + 1)
             return
-        trial = self.trials.get(event.trial_id or "")
+        if event.trial_id is None:
+            self._apply_experiment_event(event)
+            return
+        trial = self.trials.get(event.trial_id)
         if trial is None:
-            if event.type == "experiment.updated" and "changes" in event.payload:
-                self.spec = ExperimentSpec.model_validate(self.store.get_experiment(self.id).spec)
             return
         if event.type == "trial.launched":
             trial.launched = True
@@ -95,11 +153,61 @@ class ExperimentRun:
             self.tuner.receive_trial_result(
                 trial.parameter_id, trial.parameters, event.payload["value"]
             )
+        elif event.type == "metric.intermediate":
+            trial.history.append(event.payload["value"])
+            self._assess(event.trial_id or "", trial)
         elif event.type in EVENT_TRIAL_STATUS:
             trial.status = EVENT_TRIAL_STATUS[event.type]
             if trial.status.is_terminal and not trial.end_seen:
-                trial.end_seen = True
-                self.tuner.trial_end(trial.parameter_id, trial.status is TrialStatus.SUCCEEDED)
+                self._ended(event.trial_id or "", trial)
+
+    def _apply_experiment_event(self, event: Event) -> None:
+        if event.type == "experiment.updated" and event.payload.get("changes"):
+            changes = dict(event.payload["changes"])
+            # The event carries the new values, so a replay sees each change where it happened.
+            self.spec = self.spec.model_copy(update=changes)
+            if "search_space" in changes:
+                self.tuner.update_search_space(self.spec.search_space)
+                self.exhausted = False
+            if "max_trial_number" in changes:
+                self.exhausted = False
+        elif event.type == "experiment.imported":
+            self.tuner.import_data(list(event.payload.get("data", [])))
+
+    def _ended(self, trial_id: str, trial: TrialView) -> None:
+        trial.end_seen = True
+        success = trial.status is TrialStatus.SUCCEEDED
+        if (
+            trial.status is TrialStatus.EARLY_STOPPED
+            and self.spec.tuner.include_intermediate_results
+            and trial.history
+            and not trial.result_seen
+        ):
+            # NNI's includeIntermediateResults: the last intermediate result stands in
+            # for the final one the stopped trial never reported.
+            trial.result_seen = True
+            self.tuner.receive_trial_result(trial.parameter_id, trial.parameters, trial.history[-1])
+        self.tuner.trial_end(trial.parameter_id, success)
+        if self.assessor is not None:
+            self.assessor.trial_end(trial_id, success)
+
+    def _assess(self, trial_id: str, trial: TrialView) -> None:
+        if self.assessor is None or trial.status.is_terminal or trial.stop_requested:
+            return
+        verdict = self.assessor.assess_trial(trial_id, list(trial.history))
+        if verdict is not AssessResult.BAD or self._replaying:
+            return
+        trial.stop_requested = True
+        judge = self.spec.assessor.name if self.spec.assessor else "the assessor"
+        if self.store.transition_trial(
+            self.id,
+            trial_id,
+            TrialStatus.EARLY_STOPPED,
+            allowed_from=ACTIVE_TRIAL_STATUSES,
+            fields={"message": f"stopped early by {judge}"},
+        ):
+            log.info("early stop", extra={"experiment_id": self.id, "trial_id": trial_id})
+            self.tasks.send_task(CANCEL_TRIAL_TASK, args=[self.id, trial_id], queue=DISPATCH_QUEUE)
 
     # decisions -----------------------------------------------------------------------------
 
@@ -117,15 +225,15 @@ class ExperimentRun:
         if self._past_deadline():
             self._finish_at_deadline()
             return
-        limit = self.spec.max_trial_number
-        can_create = not self.exhausted and (
-            limit is None or self.store.count_trials(self.id) < limit
-        )
-        while can_create and len(self.active) < self.spec.trial_concurrency:
+        while len(self.active) < self.spec.trial_concurrency and not self._no_more_trials():
             if not self._create_one():
-                can_create = False
-        if not can_create:
+                break  # the algorithm waits for results, or the store refused: next tick
+        if self._no_more_trials():
             self._finish_when_drained(status)
+
+    def _no_more_trials(self) -> bool:
+        limit = self.spec.max_trial_number
+        return self.exhausted or (limit is not None and self.store.count_trials(self.id) >= limit)
 
     def _create_one(self) -> bool:
         parameter_id = self.next_parameter_id
@@ -134,6 +242,8 @@ class ExperimentRun:
         except NoMoreTrials:
             self.exhausted = True
             return False
+        except NotReady:
+            return False
         self.next_parameter_id += 1
         record = self.store.create_trial(
             owner=self.owner,
@@ -141,6 +251,7 @@ class ExperimentRun:
             exp_id=self.id,
             parameter_id=parameter_id,
             parameters=parameters,
+            basis=self.cursor,
         )
         if record is None:
             self.tuner.trial_end(parameter_id, False)

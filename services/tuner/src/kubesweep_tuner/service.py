@@ -86,9 +86,12 @@ class TunerService:
             log.error("cannot tune: %s", exc, extra={"experiment_id": exp_id})
             return
         # Rebuild the algorithm from everything that happened before we took over.
-        while entries := self.store.read_events(exp_id, run.cursor, count=1000):
-            for entry in entries:
-                run.apply(entry)
+        history = []
+        after = "0-0"
+        while entries := self.store.read_events(exp_id, after, count=1000):
+            history.extend(entries)
+            after = entries[-1].id
+        run.replay(history)
         self.runs[exp_id] = run
         log.info("took over experiment", extra={"experiment_id": exp_id})
 

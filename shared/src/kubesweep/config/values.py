@@ -20,6 +20,7 @@ __all__ = [
     "check_operator_roles",
     "check_platform",
     "class_args",
+    "duration_seconds",
     "gpu_indices",
     "memory_mb",
     "missing_search_space",
@@ -88,17 +89,26 @@ def v1_duration(sec: Section, key: str) -> float | None:
     return float(int(value[:-1]) * _SECONDS[value[-1]])
 
 
-def v2_duration(sec: Section, key: str) -> float | None:
-    """NNI v2 duration: seconds as a number, or a string like ``1.5h``; must be > 0."""
-    if not sec.has(key):
-        return None
-    value = sec.data[key]
+def duration_seconds(value: object) -> float | None:
+    """An NNI v2 duration (seconds as a number, or ``30s``/``10m``/``1.5h``/``2d``) in
+    seconds; None when ``value`` is not a positive duration."""
     seconds: float | None = None
     if isinstance(value, int | float) and not isinstance(value, bool):
         seconds = float(value)
     elif isinstance(value, str) and (match := _V2_DURATION.fullmatch(value)):
         seconds = float(match.group(1)) * _SECONDS[match.group(2).lower()]
     if seconds is None or not math.isfinite(seconds) or seconds <= 0:
+        return None
+    return seconds
+
+
+def v2_duration(sec: Section, key: str) -> float | None:
+    """NNI v2 duration: seconds as a number, or a string like ``1.5h``; must be > 0."""
+    if not sec.has(key):
+        return None
+    value = sec.data[key]
+    seconds = duration_seconds(value)
+    if seconds is None:
         raise sec.error(
             key,
             "must be a positive number of seconds or a string like 30s, 10m, 1.5h or 2d, "

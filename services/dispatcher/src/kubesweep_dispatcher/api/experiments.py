@@ -105,6 +105,9 @@ def create_experiment() -> tuple[Response, int]:
     spec, archive = _read_submission()
     exp_id = new_id()
     storage = ctx.storage_for(spec)
+    # Refuse bad storage settings (wrong key, missing secret, unreachable server) now,
+    # before anything is staged or recorded, rather than in every trial later.
+    storage.check()
     staged = stage_experiment(storage, exp_id, archive, ctx.limits)
     now = time.time()
     record = ExperimentRecord(

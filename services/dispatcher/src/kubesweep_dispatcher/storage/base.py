@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import secrets
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from kubesweep.errors import ConfigError
+from kubesweep.errors import ConfigError, KubesweepError
+
+PROBE_PARENT = "kubesweep"
 
 
 @dataclass(frozen=True)
@@ -29,11 +32,16 @@ def check_relpath(path: str) -> str:
     return pure.as_posix()
 
 
+def is_visible(name: str) -> bool:
+    """Whether a listing shows ``name``: temporary ``.name.*`` entries stay hidden."""
+    return not name.startswith(".") or name == ".nniignore"
+
+
 class StorageBackend(ABC):
     """Shared storage for one experiment's files, addressed by relative POSIX paths.
 
-    Implementations: ``mounted`` (a writable folder), later ``nfs`` and
-    ``azureStorage``. Every backend runs the shared contract suite in
+    Implementations: ``mounted`` (a writable folder), ``nfs`` (userspace NFS client)
+    and ``azureStorage`` (Azure File share). Every backend runs the shared contract suite in
     ``tests/contract/test_storage_contract.py``.
     """
 
@@ -64,9 +72,43 @@ class StorageBackend(ABC):
         """Remove a folder and everything under it; no error when it is missing."""
 
     @abstractmethod
+    def make_dirs(self, path: str) -> None:
+        """Create a folder and its parents; no error when it exists."""
+
+    @abstractmethod
     def url(self, path: str) -> str:
         """A location a person can open or mount (``file://``, ``nfs://``, ``https://``)."""
 
     def local_path(self, path: str) -> Path | None:
         """Where processes on this machine see ``path``, if they can (mounted storage)."""
         return None
+
+    def describe(self) -> str:
+        """Where this backend writes, for error messages (never a secret)."""
+        return self.url(PROBE_PARENT)
+
+    def check(self) -> None:
+        """Write, read back and delete a probe file; `ConfigError` naming the fix if any fails.
+
+        Called before an experiment is accepted, so bad storage settings are refused at
+        submission instead of failing every trial later."""
+        probe_dir = f"{PROBE_PARENT}/.probe-{secrets.token_hex(6)}"
+        payload = secrets.token_bytes(32)
+        try:
+            try:
+                self.write_bytes(f"{probe_dir}/probe", payload)
+                if self.read_bytes(f"{probe_dir}/probe") != payload:
+                    raise ConfigError(
+                        f"{self.name} storage at {self.describe()} returned different bytes "
+                        "than were written to it; check the storage server",
+                        field="storage",
+                    )
+            finally:
+                self.delete_tree(probe_dir)
+        except ConfigError:
+            raise
+        except (KubesweepError, OSError) as exc:
+            raise ConfigError(
+                f"{self.name} storage at {self.describe()} failed its write check: {exc}",
+                field="storage",
+            ) from exc

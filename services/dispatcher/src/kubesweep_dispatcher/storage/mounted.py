@@ -9,7 +9,7 @@ import uuid
 from pathlib import Path
 
 from kubesweep.errors import NotFoundError
-from kubesweep_dispatcher.storage.base import FileInfo, StorageBackend, check_relpath
+from kubesweep_dispatcher.storage.base import FileInfo, StorageBackend, check_relpath, is_visible
 from kubesweep_dispatcher.storage.registry import register_storage
 
 
@@ -46,7 +46,7 @@ class MountedStorage(StorageBackend):
         return [
             FileInfo(entry.name, entry.is_dir(), 0 if entry.is_dir() else entry.stat().st_size)
             for entry in sorted(folder.iterdir())
-            if not entry.name.startswith(".") or entry.name == ".nniignore"
+            if is_visible(entry.name)
         ]
 
     def exists(self, path: str) -> bool:
@@ -63,6 +63,9 @@ class MountedStorage(StorageBackend):
 
     def delete_tree(self, path: str) -> None:
         shutil.rmtree(self._path(path), ignore_errors=True)
+
+    def make_dirs(self, path: str) -> None:
+        self._path(path).mkdir(parents=True, exist_ok=True)
 
     def url(self, path: str) -> str:
         return self._path(path).as_uri()

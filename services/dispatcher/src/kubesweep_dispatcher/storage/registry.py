@@ -34,4 +34,5 @@ def create_storage(name: str, **options: Any) -> StorageBackend:
 
 
 def _load_builtins() -> None:
-    from kubesweep_dispatcher.storage import mounted  # noqa: F401  (registers itself)
+    # Each module registers itself on import.
+    from kubesweep_dispatcher.storage import azure, mounted, nfs  # noqa: F401

@@ -17,12 +17,14 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Collection
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
 
 from kubesweep.errors import ConfigError, KubesweepError
 
 __all__ = [
+    "TRIAL_BUDGET",
     "NoMoreTrials",
+    "NotReady",
     "OptimizeMode",
     "Tuner",
     "check_bool",
@@ -35,6 +37,21 @@ __all__ = [
 
 class NoMoreTrials(KubesweepError):  # noqa: N818 - NNI's name for this signal
     """Raised by `Tuner.generate_parameters` when a finite search space is exhausted."""
+
+
+class NotReady(KubesweepError):  # noqa: N818 - a signal, like NoMoreTrials
+    """Raised by `Tuner.generate_parameters`: no suggestion right now, ask again later.
+
+    Multi-fidelity tuners (Hyperband in serial mode) raise it while the next
+    configurations depend on results of trials still running. The caller leaves the
+    slot free and calls `generate_parameters` again after the next `receive_trial_result`
+    or `trial_end`; the ``parameter_id`` it passed stays unused and may be passed again.
+    It is never raised while no trial is running.
+    """
+
+
+TRIAL_BUDGET = "TRIAL_BUDGET"
+"""Parameter under which budgeted tuners pass a trial its budget (epochs, steps...): NNI's name."""
 
 
 class OptimizeMode(StrEnum):
@@ -118,7 +135,20 @@ class Tuner(ABC):
     validate the values, raising `ConfigError` with ``field=class_arg_field(name)``.
     The registry rejects classArgs the constructor does not declare, so a tuner
     needs no ``**kwargs`` catch-all.
+
+    The class attributes below describe what the tuner supports; the contract suite
+    and the service read them, so a subclass must keep them truthful.
     """
+
+    supported_types: ClassVar[frozenset[str] | None] = None
+    """Search-space ``_type``s accepted; None means all ten NNI types."""
+    supports_nested: ClassVar[bool] = True
+    """Whether nested ``choice`` options (dicts with ``_name``) are accepted."""
+    deterministic: ClassVar[bool] = False
+    """True for fixed enumerations (GridSearch, Batch): no seed, same order every time."""
+    budgeted: ClassVar[bool] = False
+    """True when parameters carry `TRIAL_BUDGET` and the same configuration is re-proposed
+    with a larger budget (Hyperband); such a tuner may raise `NotReady`."""
 
     def __init__(self, *, optimize_mode: str = "minimize", seed: int | None = None) -> None:
         """Validate and store the arguments every tuner shares.

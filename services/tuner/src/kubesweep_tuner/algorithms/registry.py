@@ -18,7 +18,12 @@ from kubesweep_tuner.algorithms.base import Tuner, class_arg_field
 
 __all__ = ["available", "create_tuner", "register", "resolve"]
 
-_BUILTIN_MODULES = ("kubesweep_tuner.algorithms.hyperopt_tuners",)
+_BUILTIN_MODULES = (
+    "kubesweep_tuner.algorithms.hyperopt_tuners",
+    "kubesweep_tuner.algorithms.grid_batch",
+    "kubesweep_tuner.algorithms.evolution",
+    "kubesweep_tuner.algorithms.hyperband",
+)
 
 T = TypeVar("T", bound=type[Tuner])
 
