@@ -75,7 +75,7 @@ def test_unmodified_nni_trial_reports_reach_trial_ls(
 
     shown = kubesweep(stack, "experiment", "show", exp_id)
     assert json.loads(shown.stdout)["status"] == "DONE"
-    assert exp_id in kubesweep(stack, "experiment", "list").stdout
+    assert exp_id in kubesweep(stack, "experiment", "list", "--all").stdout
 
 
 def test_stop_cancels_running_trials(stack: EmbeddedStack, tmp_path: Path) -> None:

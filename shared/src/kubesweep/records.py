@@ -94,6 +94,7 @@ class ExperimentRecord(BaseModel):
 
     @classmethod
     def from_hash(cls, raw: dict[str, str]) -> ExperimentRecord:
-        data: dict[str, Any] = dict(raw)
+        # An emptied field (e.g. `ended` after a resume) reads as unset.
+        data: dict[str, Any] = {k: v for k, v in raw.items() if v != ""}
         data["spec"] = json.loads(data.get("spec", "{}"))
         return cls.model_validate(data)

@@ -171,6 +171,10 @@ class ExperimentRun:
                 self.exhausted = False
             if "max_trial_number" in changes:
                 self.exhausted = False
+        elif event.type == "experiment.resumed":
+            # maxExecDuration counts again from the resume, as a fresh budget.
+            self.created = event.ts
+            self.exhausted = False
         elif event.type == "experiment.imported":
             self.tuner.import_data(list(event.payload.get("data", [])))
 

@@ -61,7 +61,7 @@ class ApiClient:
             url, token = saved["url"], token or saved.get("token")
         return cls(url or DEFAULT_URL, token)
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+    def _request(self, method: str, path: str, *, raw: bool = False, **kwargs: Any) -> Any:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         try:
             response = requests.request(
@@ -85,7 +85,7 @@ class ApiClient:
             if response.status_code == 404:
                 raise NotFoundError(message)
             raise ApiError(response.status_code, message, field)
-        return response.json()
+        return response.text if raw else response.json()
 
     def submit(self, config_path: Path, limits: Limits | None = None) -> str:
         """Validate the config locally, pack its code directory and post the experiment."""
@@ -117,8 +117,42 @@ class ApiClient:
     def stop(self, exp_id: str) -> dict[str, Any]:
         return dict(self._request("POST", f"/api/v1/experiments/{exp_id}/stop"))
 
-    def trials(self, exp_id: str) -> list[dict[str, Any]]:
-        return list(self._request("GET", f"/api/v1/experiments/{exp_id}/trials")["trials"])
+    def trials(
+        self, exp_id: str, *, status: str | None = None, sort: str = "seq"
+    ) -> list[dict[str, Any]]:
+        params = {"sort": sort, **({"status": status} if status else {})}
+        reply = self._request("GET", f"/api/v1/experiments/{exp_id}/trials", params=params)
+        return list(reply["trials"])
+
+    def update(self, exp_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        return dict(self._request("PATCH", f"/api/v1/experiments/{exp_id}", json=changes))
+
+    def resume(self, exp_id: str) -> dict[str, Any]:
+        return dict(self._request("POST", f"/api/v1/experiments/{exp_id}/resume"))
+
+    def delete(self, exp_id: str, *, purge: bool = False) -> dict[str, Any]:
+        params = {"purge": "true" if purge else "false"}
+        return dict(self._request("DELETE", f"/api/v1/experiments/{exp_id}", params=params))
+
+    def export(self, exp_id: str, fmt: str = "json") -> Any:
+        return self._request(
+            "GET", f"/api/v1/experiments/{exp_id}/export", params={"format": fmt}, raw=fmt != "json"
+        )
+
+    def import_results(self, exp_id: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        return dict(self._request("POST", f"/api/v1/experiments/{exp_id}/import", json=rows))
+
+    def metrics(self, exp_id: str, trial_id: str) -> list[dict[str, Any]]:
+        path = f"/api/v1/experiments/{exp_id}/trials/{trial_id}/metrics"
+        return list(self._request("GET", path)["metrics"])
+
+    def files(self, exp_id: str, trial_id: str, path: str = "") -> dict[str, Any]:
+        url = f"/api/v1/experiments/{exp_id}/trials/{trial_id}/files"
+        return dict(self._request("GET", url, params={"path": path} if path else None))
+
+    def read_file(self, exp_id: str, trial_id: str, path: str) -> str:
+        url = f"/api/v1/experiments/{exp_id}/trials/{trial_id}/files/{path}"
+        return str(self._request("GET", url, raw=True))
 
     def cancel_trial(self, exp_id: str, trial_id: str) -> dict[str, Any]:
         return dict(self._request("POST", f"/api/v1/experiments/{exp_id}/trials/{trial_id}/cancel"))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import sys
 import time
 from collections.abc import Callable
@@ -13,7 +12,7 @@ from typing import Any
 
 from rich.console import Console
 
-from kubesweep.cli import render
+from kubesweep.cli import commands, render
 from kubesweep.cli.client import ApiClient, ApiError, connection_file, state_dir, write_connection
 from kubesweep.cli.embedded import EmbeddedStack
 from kubesweep.config import load_config_file
@@ -23,14 +22,6 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 FINAL_STATUSES = {"DONE", "STOPPED", "ERROR"}
 console = Console()
 err_console = Console(stderr=True)
-
-
-def _client(args: argparse.Namespace) -> ApiClient:
-    return ApiClient.discover(args.url, args.token)
-
-
-def _print_json(data: Any) -> None:
-    print(json.dumps(data, indent=2))
 
 
 def follow(client: ApiClient, exp_id: str, poll: float = 0.5) -> dict[str, Any]:
@@ -85,7 +76,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_create(args: argparse.Namespace) -> int:
-    client = _client(args)
+    client = commands.client_for(args)
     exp_id = client.submit(Path(args.config))
     console.print(f"experiment [bold]{exp_id}[/] created at {client.url}")
     if args.foreground:
@@ -93,39 +84,12 @@ def cmd_create(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_experiment_list(args: argparse.Namespace) -> int:
-    experiments = _client(args).experiments()
-    if args.json:
-        _print_json(experiments)
-    else:
-        console.print(render.experiments_table(experiments))
-    return EXIT_OK
-
-
-def cmd_experiment_show(args: argparse.Namespace) -> int:
-    _print_json(_client(args).experiment(args.id))
-    return EXIT_OK
-
-
-def cmd_stop(args: argparse.Namespace) -> int:
-    reply = _client(args).stop(args.id)
-    console.print(f"experiment {reply['experiment_id']}: {reply['status']}")
-    return EXIT_OK
-
-
-def cmd_trial_ls(args: argparse.Namespace) -> int:
-    trials = _client(args).trials(args.id)
-    if args.json:
-        _print_json(trials)
-    else:
-        console.print(render.trials_table(trials))
-    return EXIT_OK
-
-
-def cmd_trial_kill(args: argparse.Namespace) -> int:
-    reply = _client(args).cancel_trial(args.id, args.trial_id)
-    console.print(f"trial {reply['trial_id']}: {reply['status']}")
-    return EXIT_OK
+def _add(
+    parent: Any, name: str, handler: Callable[[argparse.Namespace], int], helptext: str
+) -> argparse.ArgumentParser:
+    command: argparse.ArgumentParser = parent.add_parser(name, help=helptext)
+    command.set_defaults(handler=handler)
+    return command
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -138,35 +102,76 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--token", help="API bearer token (default: KUBESWEEP_API_TOKEN)")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def add(
-        name: str, handler: Callable[[argparse.Namespace], int], helptext: str, parent: Any = sub
-    ) -> argparse.ArgumentParser:
-        command: argparse.ArgumentParser = parent.add_parser(name, help=helptext)
-        command.set_defaults(handler=handler)
-        return command
-
-    run = add("run", cmd_run, "run an experiment on the embedded default (this machine)")
+    run = _add(sub, "run", cmd_run, "run an experiment on the embedded default (this machine)")
     run.add_argument("config", help="NNI v1 or v2 experiment config (YAML)")
     run.add_argument("--workdir", help="where storage and logs go (default ~/.kubesweep/embedded)")
-    create = add("create", cmd_create, "post an experiment to a running dispatcher API")
+    create = _add(sub, "create", cmd_create, "post an experiment to a running dispatcher API")
     create.add_argument("--config", "-c", required=True)
     create.add_argument("--foreground", "-f", action="store_true", help="follow until it ends")
-    experiment = sub.add_parser("experiment", help="list or show experiments")
+    _add(sub, "resume", commands.cmd_resume, "continue a stopped experiment").add_argument("id")
+    _add(sub, "view", commands.cmd_view, "show an experiment and its trials").add_argument("id")
+    stop = _add(sub, "stop", commands.cmd_stop, "stop an experiment (or --all)")
+    stop.add_argument("id", nargs="?")
+    stop.add_argument("--all", action="store_true")
+    update = _add(sub, "update", commands.cmd_update, "change a running experiment")
+    update.add_argument("what", choices=["concurrency", "trialnum", "duration", "searchspace"])
+    update.add_argument("id")
+    update.add_argument("--value", "-v", help="new concurrency, trial number or duration (10m)")
+    update.add_argument("--filename", "-f", help="new search space (JSON file)")
+
+    _add_experiment_commands(sub)
+    _add_trial_commands(sub)
+    return parser
+
+
+def _add_experiment_commands(sub: Any) -> None:
+    experiment = sub.add_parser("experiment", help="list, show, export, import, delete")
     exp_sub = experiment.add_subparsers(dest="action", required=True)
-    add("list", cmd_experiment_list, "list experiments", exp_sub).add_argument(
-        "--json", action="store_true"
-    )
-    add("show", cmd_experiment_show, "show one experiment", exp_sub).add_argument("id")
-    add("stop", cmd_stop, "stop an experiment").add_argument("id")
-    trial = sub.add_parser("trial", help="list or kill trials")
+    listing = _add(exp_sub, "list", commands.cmd_experiment_list, "list experiments")
+    listing.add_argument("--all", action="store_true", help="include ended experiments")
+    listing.add_argument("--json", action="store_true")
+    show = _add(exp_sub, "show", commands.cmd_experiment_show, "one experiment as JSON")
+    show.add_argument("id")
+    status = _add(exp_sub, "status", commands.cmd_experiment_status, "one experiment's status")
+    status.add_argument("id")
+    status.add_argument("--json", action="store_true")
+    export = _add(exp_sub, "export", commands.cmd_experiment_export, "results in NNI's format")
+    export.add_argument("id")
+    export.add_argument("--type", "-t", choices=["json", "csv"], default="json")
+    export.add_argument("--filename", "-f")
+    imported = _add(exp_sub, "import", commands.cmd_experiment_import, "feed earlier results")
+    imported.add_argument("id")
+    imported.add_argument("--filename", "-f", required=True)
+    delete = _add(exp_sub, "delete", commands.cmd_experiment_delete, "delete ended experiments")
+    delete.add_argument("id", nargs="?")
+    delete.add_argument("--all", action="store_true")
+    delete.add_argument("--purge", action="store_true", help="also delete staged files")
+
+
+def _add_trial_commands(sub: Any) -> None:
+    trial = sub.add_parser("trial", help="list, kill, read logs and metrics of trials")
     trial_sub = trial.add_subparsers(dest="action", required=True)
-    ls = add("ls", cmd_trial_ls, "list an experiment's trials", trial_sub)
+    ls = _add(trial_sub, "ls", commands.cmd_trial_ls, "list an experiment's trials")
     ls.add_argument("id")
+    ls.add_argument("--status", help="e.g. RUNNING or SUCCEEDED,FAILED")
+    ls.add_argument("--head", type=int, help="the N best trials")
+    ls.add_argument("--tail", type=int, help="the N worst trials")
     ls.add_argument("--json", action="store_true")
-    kill = add("kill", cmd_trial_kill, "cancel a trial", trial_sub)
+    kill = _add(trial_sub, "kill", commands.cmd_trial_kill, "cancel a trial")
     kill.add_argument("id")
     kill.add_argument("trial_id")
-    return parser
+    log = _add(trial_sub, "log", commands.cmd_trial_log, "print a trial's stdout (or stderr)")
+    log.add_argument("id")
+    log.add_argument("trial_id")
+    log.add_argument("--stderr", action="store_true")
+    log.add_argument("--trial-log", action="store_true", help="the keeper's trial.log")
+    log.add_argument("--replica", help="e.g. worker-1 (default: the primary replica)")
+    metrics = _add(trial_sub, "metrics", commands.cmd_trial_metrics, "a trial's results")
+    metrics.add_argument("id")
+    metrics.add_argument("trial_id")
+    webui = sub.add_parser("webui", help="the web UI's address")
+    webui_sub = webui.add_subparsers(dest="action", required=True)
+    _add(webui_sub, "url", commands.cmd_webui_url, "print the web UI URL")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,7 +12,10 @@ from kubesweep.celeryapp import make_celery
 from kubesweep.errors import KubesweepError
 from kubesweep.httperrors import error_body, error_response
 from kubesweep_dispatcher.api.auth import token_matches
+from kubesweep_dispatcher.api.events import bp as events_bp
 from kubesweep_dispatcher.api.experiments import bp as experiments_bp
+from kubesweep_dispatcher.api.manage import bp as manage_bp
+from kubesweep_dispatcher.api.trials import bp as trials_bp
 from kubesweep_dispatcher.context import DispatcherContext
 
 log = logging.getLogger(__name__)
@@ -50,5 +53,6 @@ def create_app(ctx: DispatcherContext, celery: Celery | None = None) -> Flask:
         code = (exc.name or "error").lower().replace(" ", "_")
         return jsonify(error_body(code, exc.description or exc.name)), exc.code or 500
 
-    app.register_blueprint(experiments_bp)
+    for blueprint in (experiments_bp, trials_bp, manage_bp, events_bp):
+        app.register_blueprint(blueprint)
     return app

@@ -11,11 +11,10 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from kubesweep.config import ExperimentSpec, parse_config
-from kubesweep.errors import ConfigError, ConflictError
+from kubesweep.errors import ConfigError
 from kubesweep.messaging import (
     ACTIVE_TRIAL_STATUSES,
     CANCEL_TRIAL_TASK,
-    DISPATCH_QUEUE,
     ExperimentStatus,
     TrialStatus,
 )
@@ -23,6 +22,7 @@ from kubesweep.records import ExperimentRecord
 from kubesweep.results import best, optimize_mode
 from kubesweep.searchspace import validate_search_space
 from kubesweep.store import new_id
+from kubesweep_dispatcher.api.common import known_id, send
 from kubesweep_dispatcher.context import DispatcherContext
 from kubesweep_dispatcher.platforms.registry import available_platforms
 from kubesweep_dispatcher.staging import stage_experiment
@@ -132,14 +132,14 @@ def list_experiments() -> Response:
 
 @bp.get("/experiments/<exp_id>")
 def show_experiment(exp_id: str) -> Response:
-    record = _ctx().store.get_experiment(exp_id)
+    record = _ctx().store.get_experiment(known_id(exp_id, "experiment"))
     return jsonify({**_summary(record), "spec": record.spec, "code_sha256": record.code_sha256})
 
 
 @bp.post("/experiments/<exp_id>/stop")
 def stop_experiment(exp_id: str) -> Response:
     ctx = _ctx()
-    record = ctx.store.get_experiment(exp_id)
+    record = ctx.store.get_experiment(known_id(exp_id, "experiment"))
     if record.status.is_terminal:
         return jsonify({"experiment_id": exp_id, "status": record.status.value})
     ctx.store.transition_experiment(
@@ -148,7 +148,6 @@ def stop_experiment(exp_id: str) -> Response:
         event_type="experiment.stopping",
         allowed_from=[s for s in ExperimentStatus if not s.is_terminal],
     )
-    celery = current_app.extensions["kubesweep.celery"]
     for trial in ctx.store.list_trials(exp_id):
         if trial.status in ACTIVE_TRIAL_STATUSES and ctx.store.transition_trial(
             exp_id,
@@ -157,7 +156,7 @@ def stop_experiment(exp_id: str) -> Response:
             allowed_from=ACTIVE_TRIAL_STATUSES,
             fields={"message": "experiment stopped"},
         ):
-            celery.send_task(CANCEL_TRIAL_TASK, args=[exp_id, trial.id], queue=DISPATCH_QUEUE)
+            send(CANCEL_TRIAL_TASK, exp_id, trial.id)
     ctx.store.transition_experiment(
         exp_id,
         ExperimentStatus.STOPPED,
@@ -165,33 +164,3 @@ def stop_experiment(exp_id: str) -> Response:
         allowed_from=[ExperimentStatus.STOPPING],
     )
     return jsonify({"experiment_id": exp_id, "status": ExperimentStatus.STOPPED.value})
-
-
-@bp.get("/experiments/<exp_id>/trials")
-def list_trials(exp_id: str) -> Response:
-    store = _ctx().store
-    store.get_experiment(exp_id)
-    trials = store.list_trials(exp_id)
-    return jsonify({"trials": [t.model_dump(mode="json") for t in trials]})
-
-
-@bp.get("/experiments/<exp_id>/trials/<trial_id>")
-def show_trial(exp_id: str, trial_id: str) -> Response:
-    return jsonify(_ctx().store.get_trial(exp_id, trial_id).model_dump(mode="json"))
-
-
-@bp.post("/experiments/<exp_id>/trials/<trial_id>/cancel")
-def cancel_trial(exp_id: str, trial_id: str) -> Response:
-    ctx = _ctx()
-    trial = ctx.store.get_trial(exp_id, trial_id)
-    if not ctx.store.transition_trial(
-        exp_id,
-        trial_id,
-        TrialStatus.USER_CANCELED,
-        allowed_from=ACTIVE_TRIAL_STATUSES,
-        fields={"message": "cancelled by the user"},
-    ):
-        raise ConflictError(f"trial {trial_id!r} has already ended ({trial.status.value})")
-    celery = current_app.extensions["kubesweep.celery"]
-    celery.send_task(CANCEL_TRIAL_TASK, args=[exp_id, trial_id], queue=DISPATCH_QUEUE)
-    return jsonify({"trial_id": trial_id, "status": TrialStatus.USER_CANCELED.value})
