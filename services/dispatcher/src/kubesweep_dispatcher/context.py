@@ -95,6 +95,13 @@ class DispatcherContext:
 
     def platform(self, name: str) -> Platform:
         if name not in self._platforms:
-            options = {"work_root": self.settings.work_root} if name == "local" else {}
+            options: dict[str, object] = {}
+            if name == "local":
+                options = {"work_root": self.settings.work_root}
+            elif name == "kubeflow":
+                options = {
+                    "kubeconfig": self.settings.kubeconfig,
+                    "pvc_claim": self.settings.kubeflow_pvc,
+                }
             self._platforms[name] = create_platform(name, **options)
         return self._platforms[name]

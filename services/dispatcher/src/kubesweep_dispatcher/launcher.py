@@ -85,3 +85,14 @@ def cancel_trial(ctx: DispatcherContext, exp_id: str, trial_id: str) -> str:
     platform = ctx.platform_for(ExperimentSpec.model_validate(experiment.spec))
     platform.cancel(trial)
     return "cancelled"
+
+
+def cleanup_experiment(ctx: DispatcherContext, exp_id: str) -> str:
+    """Delete what an ended experiment left on its platform (jobs, Secrets)."""
+    try:
+        experiment = ctx.store.get_experiment(exp_id)
+    except NotFoundError:
+        return "unknown"
+    spec = ExperimentSpec.model_validate(experiment.spec)
+    ctx.platform_for(spec).cleanup_experiment(exp_id, spec)
+    return "cleaned"

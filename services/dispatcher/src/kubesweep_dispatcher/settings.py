@@ -32,7 +32,13 @@ class DispatcherSettings(SigningSettings):
     work_root: Path | None = Field(
         default=None, description="where local trials copy their code; a temp dir when unset"
     )
-    watch_interval_s: float = Field(default=1.0, description="local watcher poll interval")
+    watch_interval_s: float = Field(default=1.0, description="watcher poll interval")
+    kubeconfig: str | None = Field(
+        default=None, description="kubeconfig file; else KUBECONFIG, ~/.kube/config or in-cluster"
+    )
+    kubeflow_pvc: str | None = Field(
+        default=None, description="PVC that trial pods mount when the storage is `mounted`"
+    )
     nfs_port: int | None = Field(
         default=None, ge=1, le=65535, description="NFS server port for the `nfs` backend (2049)"
     )

@@ -6,7 +6,7 @@ from celery import Celery
 
 from kubesweep.celeryapp import make_celery
 from kubesweep.errors import TransientError
-from kubesweep.messaging import CANCEL_TRIAL_TASK, LAUNCH_TRIAL_TASK
+from kubesweep.messaging import CANCEL_TRIAL_TASK, CLEANUP_EXPERIMENT_TASK, LAUNCH_TRIAL_TASK
 from kubesweep_dispatcher import launcher
 from kubesweep_dispatcher.context import DispatcherContext
 
@@ -33,5 +33,15 @@ def create_worker_app(ctx: DispatcherContext) -> Celery:
     )
     def cancel_trial(exp_id: str, trial_id: str) -> str:
         return launcher.cancel_trial(ctx, exp_id, trial_id)
+
+    @app.task(  # type: ignore[untyped-decorator]
+        name=CLEANUP_EXPERIMENT_TASK,
+        autoretry_for=(TransientError,),
+        retry_backoff=True,
+        retry_backoff_max=60,
+        max_retries=10,
+    )
+    def cleanup_experiment(exp_id: str) -> str:
+        return launcher.cleanup_experiment(ctx, exp_id)
 
     return app

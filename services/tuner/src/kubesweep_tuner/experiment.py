@@ -15,6 +15,7 @@ from kubesweep.errors import ConfigError
 from kubesweep.messaging import (
     ACTIVE_TRIAL_STATUSES,
     CANCEL_TRIAL_TASK,
+    CLEANUP_EXPERIMENT_TASK,
     DISPATCH_QUEUE,
     EVENT_TRIAL_STATUS,
     LAUNCH_TRIAL_TASK,
@@ -324,4 +325,5 @@ class ExperimentRun:
             allowed_from=[ExperimentStatus.RUNNING, ExperimentStatus.NO_MORE_TRIAL],
         )
         self.finished = True
+        self.tasks.send_task(CLEANUP_EXPERIMENT_TASK, args=[self.id], queue=DISPATCH_QUEUE)
         log.info("experiment done", extra={"experiment_id": self.id})

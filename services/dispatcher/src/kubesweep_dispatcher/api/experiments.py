@@ -15,6 +15,7 @@ from kubesweep.errors import ConfigError
 from kubesweep.messaging import (
     ACTIVE_TRIAL_STATUSES,
     CANCEL_TRIAL_TASK,
+    CLEANUP_EXPERIMENT_TASK,
     ExperimentStatus,
     TrialStatus,
 )
@@ -104,6 +105,9 @@ def create_experiment() -> tuple[Response, int]:
     ctx = _ctx()
     spec, archive = _read_submission()
     exp_id = new_id()
+    # The platform refuses what it cannot run (a missing operator CRD, no RBAC to create
+    # jobs) before anything is staged or recorded.
+    ctx.platform_for(spec).preflight(spec)
     storage = ctx.storage_for(spec)
     # Refuse bad storage settings (wrong key, missing secret, unreachable server) now,
     # before anything is staged or recorded, rather than in every trial later.
@@ -163,4 +167,5 @@ def stop_experiment(exp_id: str) -> Response:
         event_type="experiment.stopped",
         allowed_from=[ExperimentStatus.STOPPING],
     )
+    send(CLEANUP_EXPERIMENT_TASK, exp_id)
     return jsonify({"experiment_id": exp_id, "status": ExperimentStatus.STOPPED.value})

@@ -6,6 +6,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
 from kubesweep.config import ExperimentSpec
+from kubesweep.messaging import TrialStatus
 from kubesweep.records import TrialRecord
 from kubesweep_dispatcher.storage import StorageBackend
 
@@ -22,6 +23,17 @@ class LaunchRequest:
     env: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class JobObservation:
+    """A platform's view of a trial's job, for platforms whose jobs do not report their own
+    status (kubeflow): the watcher turns it into trial transitions."""
+
+    exists: bool
+    status: TrialStatus | None  # None: still waiting to run
+    message: str = ""
+    pending_since: float | None = None
+
+
 class Platform(ABC):
     """Runs trials: ``local`` processes, later ``kubeflow`` jobs.
 
@@ -32,6 +44,20 @@ class Platform(ABC):
     """
 
     name: str
+
+    def preflight(self, spec: ExperimentSpec) -> None:  # noqa: B027 - optional hook
+        """Refuse an experiment (ConfigError) the platform cannot run, before any trial."""
+
+    def observe(self, trial: TrialRecord) -> JobObservation | None:
+        """The job's status as the platform sees it; None when the job reports for itself."""
+        return None
+
+    def pending_timeout(self, spec: ExperimentSpec) -> float | None:
+        """How long a job may wait to start before its trial fails; None for no limit."""
+        return None
+
+    def cleanup_experiment(self, exp_id: str, spec: ExperimentSpec) -> None:  # noqa: B027
+        """Delete what the experiment left on the platform (jobs, Secrets)."""
 
     def warm_up(self) -> None:  # noqa: B027 - optional hook, nothing to do by default
         """Prepare anything slow (connections, helper processes) before the first launch."""

@@ -38,3 +38,4 @@ def create_platform(name: str, **options: Any) -> Platform:
 
 def _load_builtins() -> None:
     from kubesweep_dispatcher.platforms import local  # noqa: F401  (registers itself)
+    from kubesweep_dispatcher.platforms.kubeflow import platform  # noqa: F401

@@ -1,0 +1,149 @@
+"""Talking to the Kubernetes API server: clients, preflight checks, job observation."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from kubesweep.errors import ConfigError, TransientError
+
+log = logging.getLogger(__name__)
+GROUP = "kubeflow.org"
+PLURALS = {"TFJob": "tfjobs", "PyTorchJob": "pytorchjobs"}
+OPERATORS = {
+    "TFJob": "tf-operator (Kubeflow training-operator)",
+    "PyTorchJob": "pytorch-operator (Kubeflow training-operator)",
+}
+_POD_WAIT_REASONS = (
+    "ImagePullBackOff",
+    "ErrImagePull",
+    "CreateContainerConfigError",
+    "InvalidImageName",
+    "CrashLoopBackOff",
+)
+
+
+def make_api_client(kubeconfig: str | None = None) -> client.ApiClient:
+    """From ``kubeconfig`` (or KUBECONFIG / ~/.kube/config), else the in-cluster account."""
+    try:
+        api: client.ApiClient = config.new_client_from_config(  # type: ignore[no-untyped-call]
+            config_file=kubeconfig
+        )
+        return api
+    except (config.ConfigException, FileNotFoundError, TypeError) as outside:
+        try:
+            config.load_incluster_config()  # type: ignore[no-untyped-call]
+        except config.ConfigException:
+            raise ConfigError(
+                f"no Kubernetes credentials: {outside}; set KUBECONFIG or run in a cluster",
+                field="kubeflowConfig",
+            ) from outside
+        return client.ApiClient()
+
+
+def transient(exc: ApiException) -> bool:
+    return exc.status in (429, 500, 502, 503, 504) or exc.status == 0
+
+
+def served_versions(api: client.ApiClient, kind: str) -> list[str]:
+    """The kubeflow.org versions under which the API server serves ``kind``'s resource."""
+    plural = PLURALS[kind]
+    try:
+        groups = client.ApisApi(api).get_api_versions().groups
+    except ApiException as exc:
+        raise TransientError(f"cannot list API groups: {exc.reason}") from exc
+    versions = [v.version for g in groups if g.name == GROUP for v in g.versions]
+    found = []
+    for version in versions:
+        try:
+            resources = client.CustomObjectsApi(api).get_api_resources(GROUP, version)
+        except ApiException:
+            continue
+        if any(r.name == plural for r in resources.resources):
+            found.append(version)
+    return found
+
+
+def check_can(
+    api: client.ApiClient, namespace: str, verb: str, resource: str, group: str = ""
+) -> None:
+    """Refuse early, with the RBAC reason, what the API server would refuse at launch."""
+    review = client.V1SelfSubjectAccessReview(
+        spec=client.V1SelfSubjectAccessReviewSpec(
+            resource_attributes=client.V1ResourceAttributes(
+                namespace=namespace, verb=verb, resource=resource, group=group
+            )
+        )
+    )
+    try:
+        reply = client.AuthorizationV1Api(api).create_self_subject_access_review(review)
+    except ApiException as exc:
+        raise TransientError(f"cannot check permissions: {exc.reason}") from exc
+    status = reply.status
+    if status is None or not status.allowed:
+        why = (status.reason if status else None) or "no RBAC rule allows it"
+        raise ConfigError(
+            f"the dispatcher may not {verb} {resource} in namespace {namespace!r} ({why}); "
+            "grant it with a Role and RoleBinding (the Helm chart creates them)",
+            field="kubeflowConfig.namespace",
+        )
+
+
+@dataclass(frozen=True)
+class JobState:
+    """What the cluster says about one trial's job."""
+
+    exists: bool
+    phase: str = "Created"  # the last condition type: Created, Running, Succeeded, Failed
+    message: str = ""
+    created: float | None = None
+
+
+def read_job(api: client.ApiClient, namespace: str, kind: str, name: str, version: str) -> JobState:
+    try:
+        job: Any = client.CustomObjectsApi(api).get_namespaced_custom_object(
+            GROUP, version, namespace, PLURALS[kind], name
+        )
+    except ApiException as exc:
+        if exc.status == 404:
+            return JobState(exists=False, message="the job was deleted outside kubesweep")
+        raise TransientError(f"cannot read {kind} {name}: {exc.reason}") from exc
+    conditions = [
+        c for c in (job.get("status") or {}).get("conditions") or [] if c.get("status") == "True"
+    ]
+    created = job["metadata"].get("creationTimestamp")
+    stamp = datetime.fromisoformat(created.replace("Z", "+00:00")).timestamp() if created else None
+    if not conditions:
+        return JobState(True, "Created", "", stamp)
+    last = conditions[-1]
+    phase = {"Restarting": "Running"}.get(last["type"], last["type"])
+    message = last.get("message") or last.get("reason") or ""
+    return JobState(True, phase, message, stamp)
+
+
+def pending_reason(api: client.ApiClient, namespace: str, job_name: str) -> str:
+    """Why the job's pods are not running yet (Unschedulable, ImagePullBackOff, ...)."""
+    try:
+        pods = client.CoreV1Api(api).list_namespaced_pod(
+            namespace, label_selector=f"training.kubeflow.org/job-name={job_name}"
+        )
+    except ApiException:
+        return ""
+    for pod in pods.items:
+        name = pod.metadata.name if pod.metadata else "?"
+        status = pod.status
+        if status is None:
+            continue
+        for container in status.container_statuses or []:
+            waiting = container.state.waiting if container.state else None
+            if waiting and waiting.reason in _POD_WAIT_REASONS:
+                return f"pod {name}: {waiting.reason}: {waiting.message or ''}".strip(" :")
+        for condition in status.conditions or []:
+            if condition.type == "PodScheduled" and condition.status == "False":
+                return f"pod {name}: {condition.reason}: {condition.message or ''}".strip(" :")
+    return ""
