@@ -451,10 +451,20 @@ def test_invalid_class_args_name_the_field(case: str, args: dict[str, Any], fiel
 
 
 def test_registry_names_aliases_and_did_you_mean() -> None:
-    expected = {"TPE", "Random", "Anneal", "GridSearch", "Batch", "Evolution", "Hyperband"}
+    expected = {
+        "TPE",
+        "TPE_legacy",
+        "Random",
+        "Anneal",
+        "GridSearch",
+        "Batch",
+        "Evolution",
+        "Hyperband",
+    }
     assert expected <= set(TUNERS)
     assert type(create_tuner("RandomSearch", {})) is type(create_tuner("Random", None))
     assert type(create_tuner("tpe", {})) is type(create_tuner("TPE", {}))
+    assert type(create_tuner("tpe_legacy", {})) is not type(create_tuner("TPE", {}))
     with pytest.raises(ConfigError, match="Did you mean 'Anneal'") as err:
         create_tuner("Aneal", {})
     assert err.value.field == "tuner.name"
@@ -463,50 +473,73 @@ def test_registry_names_aliases_and_did_you_mean() -> None:
 
 
 @pytest.mark.parametrize(
-    "args",
+    ("name", "args"),
     [
-        {"constant_liar_type": "best"},
-        {"constant_liar_type": "worst"},
-        {"constant_liar_type": "mean"},
-        {"constant_liar_type": "max", "parallel_optimize": True},
-        {"tpe_args": {"constant_liar_type": None}},
-        {
-            "tpe_args": {
-                "constant_liar_type": "worst",
-                "n_startup_jobs": 5,
-                "n_ei_candidates": 12,
-                "gamma": 0.3,
-                "prior_weight": 0.8,
-                "linear_forgetting": 25,
-            }
-        },
+        ("TPE", {}),
+        ("TPE", {"tpe_args": {"constant_liar_type": "worst"}}),
+        ("TPE", {"tpe_args": {"constant_liar_type": "mean"}}),
+        ("TPE", {"tpe_args": {"constant_liar_type": None}}),
+        (
+            "TPE",
+            {
+                "tpe_args": {
+                    "constant_liar_type": "best",
+                    "n_startup_jobs": 5,
+                    "n_ei_candidates": 12,
+                    "gamma": 0.3,
+                    "prior_weight": 0.8,
+                    "linear_forgetting": 100,
+                }
+            },
+        ),
+        ("TPE_legacy", {"constant_liar_type": "min"}),
+        ("TPE_legacy", {"constant_liar_type": "mean", "parallel_optimize": True}),
+        ("TPE_legacy", {"constant_liar_type": "max", "parallel_optimize": False}),
     ],
 )
-def test_tpe_accepts_legacy_and_nni3_arguments(args: dict[str, Any]) -> None:
-    tuner = make("TPE", NESTED_SPACE, **args)
+def test_tpe_accepts_nni3_and_legacy_arguments(name: str, args: dict[str, Any]) -> None:
+    tuner = make(name, NESTED_SPACE, **args)
     run_sequential(tuner, 8, pseudo_metric)
     batch = {json.dumps(tuner.generate_parameters(p), sort_keys=True) for p in range(50, 54)}
     assert len(batch) == 4
 
 
 @pytest.mark.parametrize(
-    ("tpe_args", "field"),
+    ("name", "args", "field"),
     [
-        ({"n_startup_job": 5}, "tuner.classArgs.tpe_args.n_startup_job"),
-        ({"gamma": 1.5}, "tuner.classArgs.tpe_args.gamma"),
-        ({"n_ei_candidates": 0}, "tuner.classArgs.tpe_args.n_ei_candidates"),
-        ({"linear_forgetting": 30}, "tuner.classArgs.tpe_args.linear_forgetting"),
-        ({"constant_liar_type": "median"}, "tuner.classArgs.constant_liar_type"),
-        ([1], "tuner.classArgs.tpe_args"),
+        ("TPE", {"tpe_args": {"n_startup_job": 5}}, "tuner.classArgs.tpe_args.n_startup_job"),
+        ("TPE", {"tpe_args": {"gamma": 1.5}}, "tuner.classArgs.tpe_args.gamma"),
+        ("TPE", {"tpe_args": {"n_ei_candidates": 0}}, "tuner.classArgs.tpe_args.n_ei_candidates"),
+        (
+            "TPE",
+            {"tpe_args": {"linear_forgetting": 0}},
+            "tuner.classArgs.tpe_args.linear_forgetting",
+        ),
+        ("TPE", {"tpe_args": {"prior_weight": -1}}, "tuner.classArgs.tpe_args.prior_weight"),
+        (
+            "TPE",
+            {"tpe_args": {"constant_liar_type": "median"}},
+            "tuner.classArgs.tpe_args.constant_liar_type",
+        ),
+        ("TPE", {"tpe_args": [1]}, "tuner.classArgs.tpe_args"),
+        # NNI 3.0's TPE takes only optimize_mode, seed and tpe_args.
+        ("TPE", {"parallel_optimize": True}, "tuner.classArgs.parallel_optimize"),
+        ("TPE", {"constant_liar_type": "min"}, "tuner.classArgs.constant_liar_type"),
+        # TPE_legacy (NNI's HyperoptTuner) has no tpe_args.
+        ("TPE_legacy", {"tpe_args": {}}, "tuner.classArgs.tpe_args"),
+        ("TPE_legacy", {"constant_liar_type": "median"}, "tuner.classArgs.constant_liar_type"),
+        ("TPE_legacy", {"parallel_optimize": "yes"}, "tuner.classArgs.parallel_optimize"),
     ],
 )
-def test_tpe_rejects_bad_tpe_args(tpe_args: Any, field: str) -> None:
+def test_tpe_rejects_bad_class_args(name: str, args: dict[str, Any], field: str) -> None:
     with pytest.raises(ConfigError) as err:
-        create_tuner("TPE", {"tpe_args": tpe_args})
+        create_tuner(name, args)
     assert err.value.field == field
 
 
-def test_tpe_past_startup_still_avoids_duplicates_on_finite_space() -> None:
-    tuner = make("TPE", SMALL_FINITE, tpe_args={"n_startup_jobs": 1})
+@pytest.mark.parametrize("name", ["TPE", "TPE_legacy"])
+def test_tpe_past_startup_still_avoids_duplicates_on_finite_space(name: str) -> None:
+    args = {"tpe_args": {"n_startup_jobs": 1}} if name == "TPE" else {}
+    tuner = make(name, SMALL_FINITE, **args)
     configs = [json.dumps(p, sort_keys=True) for p, _ in run_sequential(tuner, 6, lambda p: 0.0)]
     assert len(set(configs)) == 6

@@ -1,9 +1,9 @@
 """Storage preflight through the real dispatcher API: bad storage is refused at submission.
 
 The API runs in-process on a real HTTP server (werkzeug) with the session's Redis; Azure
-is the local Key Vault + Files fakes, NFS a port where nothing listens. Kubeflow
-experiments need the ``kubeflow`` platform to be registered; a stub stands in for it
-when this deployment has none (only its name is checked at submission).
+is the local Key Vault + Files fakes, NFS a port where nothing listens. The
+``kubeflow`` platform is replaced by a stub that accepts everything, so no cluster is
+needed: what is under test is the storage preflight.
 """
 
 from __future__ import annotations
@@ -39,6 +39,9 @@ SPACE = '{"x": {"_type": "uniform", "_value": [0, 1]}}'
 
 class _StubKubeflow(Platform):
     name = "kubeflow"
+
+    def __init__(self, **_options: object) -> None:
+        pass
 
     def launch(self, request: LaunchRequest) -> str:
         raise NotImplementedError
@@ -82,9 +85,9 @@ def _config(azure: AzureEnv, secret: str = SECRET, storage: str | None = None) -
 def api(
     azure_env: AzureEnv, redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Api]:
-    monkeypatch.setitem(
-        platforms._REGISTRY, "kubeflow", platforms._REGISTRY.get("kubeflow", _StubKubeflow)
-    )
+    # Storage is under test here, not the cluster: a stub accepts every kubeflow launch.
+    platforms.available_platforms()
+    monkeypatch.setitem(platforms._REGISTRY, "kubeflow", _StubKubeflow)
     settings = DispatcherSettings(
         signing_key="k" * 32,
         redis_url=redis_url,

@@ -65,6 +65,7 @@ class EmbeddedStack:
     api_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     signing_key: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     worker_concurrency: int = 8
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def redis_url(self) -> str:
@@ -100,6 +101,7 @@ class EmbeddedStack:
                 "PYTHONUNBUFFERED": "1",
             }
         )
+        env.update(self.extra_env)
         return env
 
     def spawn(self, name: str, argv: list[str]) -> Child:

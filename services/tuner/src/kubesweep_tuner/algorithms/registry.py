@@ -20,6 +20,7 @@ __all__ = ["available", "create_tuner", "register", "resolve"]
 
 _BUILTIN_MODULES = (
     "kubesweep_tuner.algorithms.hyperopt_tuners",
+    "kubesweep_tuner.algorithms.tpe",
     "kubesweep_tuner.algorithms.grid_batch",
     "kubesweep_tuner.algorithms.evolution",
     "kubesweep_tuner.algorithms.hyperband",
