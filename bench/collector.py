@@ -26,8 +26,7 @@ from kubesweep.store import Store
 from kubesweep.tokens import trial_token
 
 KEY = "bench-signing-key"
-SERVER = (
-    """
+SERVER = """
 import sys
 from flask import Flask, jsonify
 from waitress import serve
@@ -38,7 +37,7 @@ from kubesweep_collector.settings import CollectorSettings
 
 mode, port, redis_url = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 if mode == "full":
-    app = create_app(CollectorSettings(signing_key="%s", redis_url=redis_url))
+    app = create_app(CollectorSettings(signing_key="__KEY__", redis_url=redis_url))
 else:
     app = Flask("empty")
 
@@ -46,9 +45,7 @@ else:
     def empty(exp, trial):
         return jsonify({"accepted": True}), 201
 serve(app, host="127.0.0.1", port=port, threads=8, _quiet=True)
-"""
-    % KEY
-)
+""".replace("__KEY__", KEY)
 
 
 def _load(
