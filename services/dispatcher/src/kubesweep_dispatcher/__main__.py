@@ -21,6 +21,7 @@ def _serve_api(ctx: DispatcherContext) -> None:
 
     from kubesweep_dispatcher.api import create_app
     from kubesweep_dispatcher.api.auth import is_loopback
+    from kubesweep_dispatcher.platforms.registry import available_platforms
 
     settings = ctx.settings
     if settings.api_token is None and not is_loopback(settings.api_host):
@@ -28,6 +29,9 @@ def _serve_api(ctx: DispatcherContext) -> None:
             f"refusing to listen on {settings.api_host} without KUBESWEEP_API_TOKEN: "
             "set a token or listen on 127.0.0.1"
         )
+    # Import every platform (the kubernetes client takes seconds) before announcing
+    # readiness, not inside the first submission.
+    available_platforms()
     heartbeat.start_beating(ctx.store.redis, "dispatcher-api", threading.Event())
     log.info("dispatcher API listening on %s:%d", settings.api_host, settings.api_port)
     serve(
