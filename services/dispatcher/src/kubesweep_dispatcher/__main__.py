@@ -22,6 +22,7 @@ def _serve_api(ctx: DispatcherContext) -> None:
     from kubesweep_dispatcher.api import create_app
     from kubesweep_dispatcher.api.auth import is_loopback
     from kubesweep_dispatcher.platforms.registry import available_platforms
+    from kubesweep_dispatcher.storage.registry import available_storages
 
     settings = ctx.settings
     if settings.api_token is None and not is_loopback(settings.api_host):
@@ -32,6 +33,7 @@ def _serve_api(ctx: DispatcherContext) -> None:
     # Import every platform (the kubernetes client takes seconds) before announcing
     # readiness, not inside the first submission.
     available_platforms()
+    available_storages()
     heartbeat.start_beating(ctx.store.redis, "dispatcher-api", threading.Event())
     log.info("dispatcher API listening on %s:%d", settings.api_host, settings.api_port)
     serve(
@@ -47,12 +49,14 @@ def _run_worker(ctx: DispatcherContext) -> None:
     from celery.signals import worker_ready
 
     from kubesweep_dispatcher.platforms.registry import available_platforms
+    from kubesweep_dispatcher.storage.registry import available_storages
     from kubesweep_dispatcher.tasks import create_worker_app
 
     app = create_worker_app(ctx)
     stop = threading.Event()
 
     def on_ready(**_: object) -> None:
+        available_storages()
         for name in available_platforms():
             ctx.platform(name).warm_up()
         heartbeat.start_beating(ctx.store.redis, "dispatcher-worker", stop)

@@ -33,6 +33,12 @@ def create_storage(name: str, **options: Any) -> StorageBackend:
     return _REGISTRY[name](**options)
 
 
+def available_storages() -> list[str]:
+    """The registered backends (importing the built-ins, whose SDKs take a while)."""
+    _load_builtins()
+    return sorted(_REGISTRY)
+
+
 def _load_builtins() -> None:
     # Each module registers itself on import.
     from kubesweep_dispatcher.storage import azure, mounted, nfs  # noqa: F401
