@@ -20,6 +20,8 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+# The loopback nfs-ganesha (skips without ganesha or root), for the kubeflow platform's tests.
+from tests.fakes.fixtures import nfs_server  # noqa: F401
 from tests.k8s.cluster import (
     SA_ISSUER,
     LocalCluster,

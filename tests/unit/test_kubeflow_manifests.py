@@ -273,7 +273,8 @@ def build(case: Case) -> dict[str, Any]:
 
 
 def env_of(container: dict[str, Any]) -> dict[str, Any]:
-    return {var["name"]: var.get("value", var.get("valueFrom")) for var in container["env"]}
+    # Kubernetes reads an entry with neither value nor valueFrom as "" (keeper_command.env_var).
+    return {var["name"]: var.get("value", var.get("valueFrom", "")) for var in container["env"]}
 
 
 def replicas(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:

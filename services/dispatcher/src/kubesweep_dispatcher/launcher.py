@@ -6,8 +6,9 @@ import logging
 import time
 
 from kubesweep.config import ExperimentSpec
-from kubesweep.errors import NotFoundError
+from kubesweep.errors import ConfigError, NotFoundError, PermanentError
 from kubesweep.messaging import ExperimentStatus, TrialStatus
+from kubesweep.records import ExperimentRecord, TrialRecord
 from kubesweep.tokens import trial_token
 from kubesweep_dispatcher import layout
 from kubesweep_dispatcher.context import DispatcherContext
@@ -41,6 +42,15 @@ def launch_trial(ctx: DispatcherContext, exp_id: str, trial_id: str) -> str:
         return "experiment-not-running"
     if not store.claim_launch(exp_id, trial_id, trial.attempt, CLAIM_TTL_MS):
         return "claimed-elsewhere"
+    return _launch_claimed(ctx, trial, experiment)
+
+
+def _launch_claimed(
+    ctx: DispatcherContext, trial: TrialRecord, experiment: ExperimentRecord
+) -> str:
+    """Stage the parameters, create the job and record it (this worker holds the claim)."""
+    store, exp_id, trial_id = ctx.store, trial.experiment_id, trial.id
+    ids = {"experiment_id": exp_id, "trial_id": trial_id}
     spec = ExperimentSpec.model_validate(experiment.spec)
     storage = ctx.storage_for(spec)
     platform = ctx.platform_for(spec)
@@ -52,7 +62,22 @@ def launch_trial(ctx: DispatcherContext, exp_id: str, trial_id: str) -> str:
         token=trial_token(ctx.signing_key, exp_id, trial_id, trial.attempt),
         collector_url=ctx.settings.collector_url,
     )
-    handle = platform.launch(request)
+    try:
+        handle = platform.launch(request)
+    except (ConfigError, PermanentError) as exc:
+        # Retrying cannot help (e.g. the API server refused the manifest with 422, or a
+        # foreign job holds the name). Without this the trial would stay WAITING forever
+        # and hold a concurrency slot; FAILED lets the tuner go on and shows the reason.
+        store.transition_trial(
+            exp_id,
+            trial_id,
+            TrialStatus.FAILED,
+            allowed_from=[TrialStatus.WAITING],
+            fields={"message": f"launch failed: {exc}"},
+            payload={"message": f"launch failed: {exc}"},
+        )
+        log.error("launch failed: %s", exc, extra=ids)
+        return "launch-failed"
     recorded = store.annotate_trial(
         exp_id,
         trial_id,

@@ -55,6 +55,16 @@ PRIMARY_BOOTSTRAP = (
 )
 
 
+def env_var(name: str, value: str) -> dict[str, Any]:
+    """One ``env`` entry; an empty value is left out, which Kubernetes reads as "".
+
+    The API server's Go types drop ``value: ""`` (``omitempty``) everywhere, and a CRD's
+    schema check (kube-apiserver 1.20, the training-operator CRDs) even rejects it as
+    ``null`` with HTTP 422, so ``CUDA_VISIBLE_DEVICES=""`` must be written as a bare name.
+    """
+    return {"name": name, "value": value} if value else {"name": name}
+
+
 def escape(value: str) -> str:
     """Protect a literal env value from Kubernetes' ``$(VAR)`` expansion (``$$`` → ``$``)."""
     return value.replace("$", "$$")
@@ -136,7 +146,7 @@ def keeper_env(
         plain[name] = value
     index_ref = {"fieldRef": {"fieldPath": f"metadata.labels['{REPLICA_INDEX_LABEL}']"}}
     env: list[dict[str, Any]] = [{"name": ENV_REPLICA_INDEX, "valueFrom": index_ref}]
-    env += [{"name": name, "value": escape(value)} for name, value in plain.items()]
+    env += [env_var(name, escape(value)) for name, value in plain.items()]
     # Unescaped on purpose: this is the only value that must expand $(KUBESWEEP_REPLICA_INDEX).
     env.append({"name": protocol.ENV_OUTPUT_DIR, "value": output})
     token_ref = {"secretKeyRef": {"name": token_secret, "key": TOKEN_KEY}}

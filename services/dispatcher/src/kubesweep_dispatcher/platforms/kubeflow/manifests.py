@@ -154,7 +154,7 @@ def _pod_spec(
     if pod.env:
         ours = {var["name"]: i for i, var in enumerate(container["env"])}
         for var in pod.env:
-            entry = {"name": var.name, "value": var.value}
+            entry = keeper.env_var(var.name, var.value)
             if var.name in ours:
                 container["env"][ours[var.name]] = entry
             else:

@@ -1,0 +1,540 @@
+"""The kubeflow platform end to end: the whole stack against the real kube-apiserver.
+
+The services run for real (EmbeddedStack: Redis, API, Celery worker, tuner, collector,
+watcher) with ``KUBESWEEP_KUBECONFIG`` pointing at the test cluster; the share is a loopback
+nfs-ganesha that the dispatcher writes through NFS and whose export folder the process kubelet
+maps for the pods' ``nfs`` volume. The fake operator turns jobs into pods; the kubelet runs
+them (the keeper and the trial) as local processes. See docs/k8s-testing.md.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+from werkzeug.serving import make_server
+
+from kubesweep.cli.client import ApiClient, ApiError
+from kubesweep.cli.embedded import EmbeddedStack
+from kubesweep.records import TrialRecord
+from kubesweep.store import Store
+from kubesweep_dispatcher.api.app import create_app
+from kubesweep_dispatcher.context import DispatcherContext
+from kubesweep_dispatcher.platforms.kubeflow import names
+from kubesweep_dispatcher.platforms.kubeflow.cluster import served_versions
+from kubesweep_dispatcher.platforms.kubeflow.platform import parse_handle
+from kubesweep_dispatcher.settings import DispatcherSettings
+from tests.fakes.ganesha import GaneshaServer
+from tests.integration.helpers import event_counts, max_active, wait_for
+from tests.k8s.cluster import crd_dir, wait_until
+from tests.k8s.conftest import Cluster, KubeletFactory, RoleTokenFactory
+from tests.k8s.fake_operator import FakeTrainingOperator
+from tests.k8s.kubeapi import Watcher, request
+from tests.k8s.process_kubelet import ProcessKubelet
+
+pytestmark = pytest.mark.k8s
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "kubeflow"
+GROUP, VERSION = "kubeflow.org", "v1"
+ENDED = {"DONE", "ERROR", "STOPPED"}
+
+# Every replica runs it and reports; only the primary's keeper forwards the metrics, so
+# each trial must end with exactly one final metric however many replicas it has.
+TRIAL_SCRIPT = """\
+import os, time
+import nni
+
+params = nni.get_next_parameter()
+role = os.environ.get("KUBESWEEP_REPLICA_TYPE", "?")
+print(f"hello from {role}-{os.environ.get('KUBESWEEP_REPLICA_INDEX')} x={params['x']}")
+time.sleep(SLEEP)
+nni.report_intermediate_result(params["x"] / 2)
+nni.report_final_result(params["x"])
+"""
+
+
+def write_experiment(
+    folder: Path,
+    seed: Path,
+    *,
+    namespace: str,
+    nfs: GaneshaServer,
+    trials: int = 6,
+    concurrency: int = 3,
+    sleep: float = 0.0,
+    image: str | None = None,
+    extension: dict[str, Any] | None = None,
+) -> Path:
+    """The seed YAML, adapted so that the process kubelet can run it: a small NNI trial
+    instead of MNIST, no GPUs, little memory, the test's namespace and ganesha. Roles,
+    operator and storage type stay the seed's."""
+    config = yaml.safe_load(seed.read_text())
+    code = folder / "code"
+    code.mkdir(parents=True)
+    (code / "trial.py").write_text(TRIAL_SCRIPT.replace("SLEEP", repr(sleep)))
+    (folder / "search_space.json").write_text('{"x": {"_type": "uniform", "_value": [0, 1]}}')
+    config.update(
+        trialConcurrency=concurrency,
+        maxTrialNum=trials,
+        searchSpacePath="search_space.json",
+    )
+    config["trial"]["codeDir"] = "code"
+    roles = [role for role in ("ps", "worker", "master", "chief") if role in config["trial"]]
+    assert roles, "the seed has no roles"
+    for role in roles:
+        config["trial"][role].update(command="python3 trial.py", gpuNum=0, memoryMB=256)
+        if image:
+            config["trial"][role]["image"] = image
+    kubeflow = config["kubeflowConfig"]
+    kubeflow["nfs"] = {"server": nfs.host, "path": nfs.pseudo}
+    kubeflow["namespace"] = namespace
+    if extension:
+        config["kubesweep"] = extension
+    path = folder / "config.yml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="module")
+def stack(
+    k8s_cluster: Cluster, nfs_server: GaneshaServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[EmbeddedStack]:
+    """The whole stack as processes (admin kubeconfig, the test ganesha), shared by the module:
+    starting its five Python services costs 10-20 s on a small machine. Each test has its own
+    namespace, operator, kubelet and experiment, so they stay independent."""
+    env = {
+        "KUBESWEEP_KUBECONFIG": str(k8s_cluster.kubeconfig),
+        "KUBESWEEP_NFS_PORT": str(nfs_server.port),
+        "KUBESWEEP_NFS_VERSION": "4.1",
+        "KUBESWEEP_STORAGE_RETRY_BACKOFF_S": "0.05",
+        "KUBESWEEP_WATCH_INTERVAL_S": "0.3",
+    }
+    with EmbeddedStack(tmp_path_factory.mktemp("stack"), extra_env=env) as running:
+        yield running
+
+
+@pytest.fixture
+def nfs_kubelet(kubelet_factory: KubeletFactory, nfs_server: GaneshaServer) -> ProcessKubelet:
+    """A process kubelet that mounts the ganesha export for the pods' ``nfs`` volume."""
+    # A short kill grace: the keeper forwards SIGTERM to the trial, which exits at once.
+    return kubelet_factory(
+        volumes={f"{nfs_server.host}:{nfs_server.pseudo}": nfs_server.export_dir}, kill_grace=2
+    )
+
+
+def _plural(kind: str) -> str:
+    return {"TFJob": "tfjobs", "PyTorchJob": "pytorchjobs"}[kind]
+
+
+def leftovers(api: client.ApiClient, namespace: str, exp_id: str) -> list[str]:
+    """The experiment's jobs and Secrets still in the namespace."""
+    selector = names.selector(exp_id)
+    found = []
+    for plural in ("tfjobs", "pytorchjobs"):
+        jobs: Any = client.CustomObjectsApi(api).list_namespaced_custom_object(
+            GROUP, VERSION, namespace, plural, label_selector=selector
+        )
+        found += [f"{plural}/{j['metadata']['name']}" for j in jobs["items"]]
+    secrets = client.CoreV1Api(api).list_namespaced_secret(namespace, label_selector=selector)
+    found += [f"secrets/{s.metadata.name if s.metadata else '?'}" for s in secrets.items]
+    return found
+
+
+def assert_cleaned_up(api: client.ApiClient, namespace: str, exp_id: str) -> None:
+    # The cleanup task runs on the worker right after the experiment ends.
+    wait_until(lambda: not leftovers(api, namespace, exp_id), 30, "the experiment's cleanup")
+
+
+def assert_all_succeeded_once(store: Store, exp_id: str, expected: int) -> list[TrialRecord]:
+    trials = store.list_trials(exp_id)
+    assert len(trials) == expected
+    counts = event_counts(store, exp_id)
+    for trial in trials:
+        assert trial.status.value == "SUCCEEDED", (trial.id, trial.status, trial.message)
+        assert counts[("metric.final", trial.id)] == 1, trial.id
+        assert counts[("trial.launched", trial.id)] == 1, trial.id
+        assert counts[("trial.succeeded", trial.id)] == 1, trial.id
+        assert trial.final == pytest.approx(trial.parameters["x"])
+    return trials
+
+
+class JobRecorder:
+    """Every job name the API server ever held in a namespace (a watch, so a job created and
+    deleted between two polls is still seen)."""
+
+    def __init__(self, api: client.ApiClient, namespace: str, plural: str) -> None:
+        self.created: list[str] = []
+        self._lock = threading.Lock()
+        self._watcher = Watcher(
+            api, f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{plural}", self._on, "jobs"
+        )
+
+    def _on(self, event: str, job: dict[str, Any]) -> None:
+        if event == "ADDED":
+            with self._lock:
+                if job["metadata"]["name"] not in self.created:
+                    self.created.append(job["metadata"]["name"])
+
+    def __enter__(self) -> JobRecorder:
+        self._watcher.start()
+        assert self._watcher.synced.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._watcher.stop()
+        assert not self._watcher.errors, self._watcher.errors
+
+
+def kubesweep_cli(stack: EmbeddedStack, *args: str) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "kubesweep.cli.main", "--url", stack.api_url]
+    argv += ["--token", stack.api_token, *args]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+
+
+def wait_trial(
+    store: Store, exp_id: str, predicate: Callable[[TrialRecord], bool], what: str, timeout: float
+) -> TrialRecord:
+    def found() -> TrialRecord | None:
+        return next((t for t in store.list_trials(exp_id) if predicate(t)), None)
+
+    trial: TrialRecord = wait_until(found, timeout, what, interval=0.1)
+    return trial
+
+
+# -- 1 + 7: the seed's experiments run to DONE; logs from storage ----------------------------
+
+
+def test_seed_tfjob_experiment_runs_to_done_and_cleans_up(
+    stack: EmbeddedStack,
+    k8s_api: client.ApiClient,
+    k8s_namespace: str,
+    fake_operator: FakeTrainingOperator,
+    nfs_kubelet: ProcessKubelet,
+    nfs_server: GaneshaServer,
+    tmp_path: Path,
+) -> None:
+    config = write_experiment(
+        tmp_path / "exp",
+        EXAMPLES / "config_kubeflow.yml",
+        namespace=k8s_namespace,
+        nfs=nfs_server,
+        trials=6,
+        concurrency=3,
+    )
+    api = ApiClient(stack.api_url, stack.api_token)
+    with JobRecorder(k8s_api, k8s_namespace, "tfjobs") as jobs:
+        exp_id = api.submit(config)
+        exp = wait_for(api, exp_id, ENDED, timeout=60)
+        assert exp["status"] == "DONE", exp
+        assert_cleaned_up(k8s_api, k8s_namespace, exp_id)
+    store = Store.from_url(stack.redis_url)
+    trials = assert_all_succeeded_once(store, exp_id, 6)
+    assert max_active(store, exp_id) <= 3
+    # One TFJob per trial, named as recorded, nothing else.
+    handles = [parse_handle(t.job) for t in trials]
+    assert sorted(h[2] for h in handles if h) == sorted(jobs.created)
+    assert {h[1] for h in handles if h} == {"TFJob"}
+
+    # 7: the logs outlive the pods and jobs: read from the share (the API's files endpoint,
+    # and `kubesweep trial log`, which picks the primary replica).
+    trial = trials[0]
+    folders = {e["name"] for e in api.files(exp_id, trial.id, "output")["entries"]}
+    assert folders == {"worker-0", "ps-0"}, folders
+    stdout = api.read_file(exp_id, trial.id, "output/ps-0/stdout")
+    assert f"hello from PS-0 x={trial.parameters['x']}" in stdout
+    shown = kubesweep_cli(stack, "trial", "log", exp_id, trial.id)
+    assert shown.returncode == 0, shown.stderr
+    assert f"hello from Worker-0 x={trial.parameters['x']}" in shown.stdout
+
+
+def test_seed_pytorchjob_experiment_runs_to_done_and_cleans_up(
+    stack: EmbeddedStack,
+    k8s_api: client.ApiClient,
+    k8s_namespace: str,
+    fake_operator: FakeTrainingOperator,
+    nfs_kubelet: ProcessKubelet,
+    nfs_server: GaneshaServer,
+    tmp_path: Path,
+) -> None:
+    config = write_experiment(
+        tmp_path / "exp",
+        EXAMPLES / "config_pytorch.yml",
+        namespace=k8s_namespace,
+        nfs=nfs_server,
+        trials=6,
+        concurrency=3,
+    )
+    api = ApiClient(stack.api_url, stack.api_token)
+    with JobRecorder(k8s_api, k8s_namespace, "pytorchjobs") as jobs:
+        exp_id = api.submit(config)
+        exp = wait_for(api, exp_id, ENDED, timeout=60)
+        assert exp["status"] == "DONE", exp
+        assert_cleaned_up(k8s_api, k8s_namespace, exp_id)
+    store = Store.from_url(stack.redis_url)
+    trials = assert_all_succeeded_once(store, exp_id, 6)
+    assert max_active(store, exp_id) <= 3
+    assert len(jobs.created) == 6
+    trial = trials[-1]
+    shown = kubesweep_cli(stack, "trial", "log", exp_id, trial.id)
+    assert shown.returncode == 0, shown.stderr
+    assert f"hello from Master-0 x={trial.parameters['x']}" in shown.stdout
+    worker = api.read_file(exp_id, trial.id, "output/worker-0/stdout")
+    assert f"hello from Worker-0 x={trial.parameters['x']}" in worker
+
+
+# -- 2 + 3: refused at submission ---------------------------------------------------------------
+
+
+@pytest.fixture
+def submit_api(
+    k8s_cluster: Cluster, nfs_server: GaneshaServer, redis_url: str
+) -> Iterator[Callable[[Path | None], ApiClient]]:
+    """``submit_api(kubeconfig)``: the dispatcher's API in-process (a real HTTP server) with
+    that kubeconfig, for tests that only submit: nothing of a refused experiment may run."""
+    servers: list[Any] = []
+
+    def start(kubeconfig: Path | None = None) -> ApiClient:
+        settings = DispatcherSettings(
+            signing_key="k" * 32,
+            redis_url=redis_url,
+            kubeconfig=str(kubeconfig or k8s_cluster.kubeconfig),
+            nfs_port=nfs_server.port,
+            storage_retry_backoff_s=0.05,
+        )
+        server = make_server(
+            "127.0.0.1", 0, create_app(DispatcherContext.from_settings(settings)), threaded=True
+        )
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return ApiClient(f"http://127.0.0.1:{server.server_port}", None)
+
+    yield start
+    for server in servers:
+        server.shutdown()
+
+
+def _refused(api: ApiClient, config: Path) -> str:
+    with pytest.raises(ApiError) as refused:
+        api.submit(config)
+    assert refused.value.status == 400, refused.value
+    assert api.experiments() == [], "a refused experiment was recorded"
+    return str(refused.value)
+
+
+@pytest.fixture
+def without_pytorchjob_crd(k8s_cluster: Cluster) -> Iterator[None]:
+    """The PyTorchJob CRD deleted for one test, then installed again (and served) so the
+    rest of the session sees the cluster as before."""
+    api = k8s_cluster.api
+    path = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/pytorchjobs.kubeflow.org"
+    request(api, "DELETE", path)
+
+    def gone() -> bool:
+        try:
+            request(api, "GET", path)
+        except client.ApiException as error:
+            return bool(error.status == 404)
+        return False
+
+    try:
+        wait_until(gone, 30, "the PyTorchJob CRD to be deleted")
+        # Discovery lags the deletion by a moment; the preflight reads discovery.
+        wait_until(
+            lambda: not served_versions(api, "PyTorchJob"), 30, "discovery to drop PyTorchJob"
+        )
+        yield
+    finally:
+        k8s_cluster.local.install_crds(api, crd_dir())
+
+
+def test_missing_operator_crd_is_refused_at_submission(
+    submit_api: Callable[[Path | None], ApiClient],
+    without_pytorchjob_crd: None,
+    k8s_namespace: str,
+    nfs_server: GaneshaServer,
+    tmp_path: Path,
+) -> None:
+    config = write_experiment(
+        tmp_path / "exp",
+        EXAMPLES / "config_pytorch.yml",
+        namespace=k8s_namespace,
+        nfs=nfs_server,
+    )
+    staged = nfs_server.export_dir / "kubesweep"
+    before = set(staged.iterdir()) if staged.exists() else set()
+    message = _refused(submit_api(None), config)
+    assert "pytorch-operator" in message, message
+    assert "pytorchjobs" in message, message
+    after = set(staged.iterdir()) if staged.exists() else set()
+    assert after == before, "a refused experiment was staged"
+
+
+def test_rbac_without_create_tfjobs_is_refused_at_submission(
+    submit_api: Callable[[Path | None], ApiClient],
+    role_token: RoleTokenFactory,
+    k8s_namespace: str,
+    nfs_server: GaneshaServer,
+    tmp_path: Path,
+) -> None:
+    # Everything the dispatcher needs except `create tfjobs`.
+    identity = role_token(
+        [
+            {"apiGroups": ["kubeflow.org"], "resources": ["tfjobs"], "verbs": ["get", "list"]},
+            {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create", "delete"]},
+            {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]},
+        ]
+    )
+    config = write_experiment(
+        tmp_path / "exp",
+        EXAMPLES / "config_kubeflow.yml",
+        namespace=k8s_namespace,
+        nfs=nfs_server,
+    )
+    message = _refused(submit_api(identity.kubeconfig), config)
+    assert "may not create tfjobs" in message, message
+    assert repr(k8s_namespace) in message, message
+    assert "Role" in message, message
+
+
+# -- 4 + 5: what NNI leaves RUNNING or WAITING forever -----------------------------------------
+
+
+def test_job_deleted_out_of_band_fails_its_trial(
+    stack: EmbeddedStack,
+    k8s_api: client.ApiClient,
+    k8s_namespace: str,
+    fake_operator: FakeTrainingOperator,
+    nfs_kubelet: ProcessKubelet,
+    nfs_server: GaneshaServer,
+    tmp_path: Path,
+) -> None:
+    config = write_experiment(
+        tmp_path / "exp",
+        EXAMPLES / "config_kubeflow.yml",
+        namespace=k8s_namespace,
+        nfs=nfs_server,
+        trials=1,
+        concurrency=1,
+        sleep=120,
+    )
+    api = ApiClient(stack.api_url, stack.api_token)
+    exp_id = api.submit(config)
+    store = Store.from_url(stack.redis_url)
+    running = wait_trial(
+        store, exp_id, lambda t: t.status.value == "RUNNING", "a RUNNING trial", 60
+    )
+    handle = parse_handle(running.job)
+    assert handle is not None
+    namespace, kind, name, version = handle
+    client.CustomObjectsApi(k8s_api).delete_namespaced_custom_object(
+        GROUP, version, namespace, _plural(kind), name, propagation_policy="Background"
+    )
+    exp = wait_for(api, exp_id, ENDED, timeout=60)
+    assert exp["status"] == "DONE", exp
+    trial = store.get_trial(exp_id, running.id)
+    assert trial.status.value == "FAILED"
+    assert "deleted outside kubesweep" in (trial.message or ""), trial.message
+    assert_cleaned_up(k8s_api, k8s_namespace, exp_id)
+    # The operator collected the pods and the kubelet stopped their processes.
+    wait_until(
+        lambda: not client.CoreV1Api(k8s_api).list_namespaced_pod(k8s_namespace).items,
+        30,
+        "the deleted job's pods to go",
+    )
+
+
+@pytest.mark.parametrize(
+    ("image", "reason"),
+    [("unschedulable/x", "Unschedulable"), ("imagepullbackoff/x", "ImagePullBackOff")],
+)
+def test_pending_pod_shows_why_then_fails_at_the_pending_timeout(
+    image: str,
+    reason: str,
+    stack: EmbeddedStack,
+    k8s_api: client.ApiClient,
+    k8s_namespace: str,
+    fake_operator: FakeTrainingOperator,
+    nfs_kubelet: ProcessKubelet,
+    nfs_server: GaneshaServer,
+    tmp_path: Path,
+) -> None:
+    config = write_experiment(
+        tmp_path / "exp",
+        EXAMPLES / "config_kubeflow.yml",
+        namespace=k8s_namespace,
+        nfs=nfs_server,
+        trials=1,
+        concurrency=1,
+        image=image,
+        extension={"job": {"pendingTimeout": 5}},
+    )
+    api = ApiClient(stack.api_url, stack.api_token)
+    started = time.monotonic()
+    exp_id = api.submit(config)
+    store = Store.from_url(stack.redis_url)
+    waiting = wait_trial(
+        store,
+        exp_id,
+        lambda t: t.status.value == "WAITING" and reason in (t.message or ""),
+        f"the trial's message to say {reason}",
+        30,
+    )
+    assert waiting.job, "the reason should come from the launched job's pods"
+    exp = wait_for(api, exp_id, ENDED, timeout=60)
+    assert exp["status"] == "DONE", exp
+    trial = store.get_trial(exp_id, waiting.id)
+    assert trial.status.value == "FAILED"
+    assert "pending for over 5 s" in (trial.message or ""), trial.message
+    assert reason in (trial.message or ""), trial.message
+    # Measured from the job's creationTimestamp, which has whole-second resolution.
+    assert time.monotonic() - started >= 4
+    assert_cleaned_up(k8s_api, k8s_namespace, exp_id)
+
+
+# -- 6: dispatcher processes killed mid-experiment ----------------------------------------------
+
+
+def test_worker_and_watcher_killed_mid_experiment_make_no_duplicate_job(
+    stack: EmbeddedStack,
+    k8s_api: client.ApiClient,
+    k8s_namespace: str,
+    fake_operator: FakeTrainingOperator,
+    nfs_kubelet: ProcessKubelet,
+    nfs_server: GaneshaServer,
+    tmp_path: Path,
+) -> None:
+    config = write_experiment(
+        tmp_path / "exp",
+        EXAMPLES / "config_kubeflow.yml",
+        namespace=k8s_namespace,
+        nfs=nfs_server,
+        trials=6,
+        concurrency=3,
+        sleep=1.0,
+    )
+    api = ApiClient(stack.api_url, stack.api_token)
+    store = Store.from_url(stack.redis_url)
+    with JobRecorder(k8s_api, k8s_namespace, "tfjobs") as jobs:
+        exp_id = api.submit(config)
+        wait_trial(store, exp_id, lambda t: bool(t.job), "a launched trial", 60)
+        # SIGKILL (no cleanup, no acks) while launches and watches are in flight.
+        stack.kill("dispatcher-worker")
+        stack.kill("dispatcher-watch")
+        time.sleep(1.0)
+        stack.respawn("dispatcher-worker")
+        stack.respawn("dispatcher-watch")
+        exp = wait_for(api, exp_id, ENDED, timeout=120)
+        assert exp["status"] == "DONE", exp
+        assert_cleaned_up(k8s_api, k8s_namespace, exp_id)
+    trials = assert_all_succeeded_once(store, exp_id, 6)
+    assert max_active(store, exp_id) <= 3
+    handles = [parse_handle(t.job) for t in trials]
+    assert sorted(jobs.created) == sorted(h[2] for h in handles if h), "a duplicate job"
