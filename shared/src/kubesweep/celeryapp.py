@@ -47,3 +47,11 @@ def make_celery(redis_url: str, *, name: str = "kubesweep") -> Celery:
         task_send_sent_event=True,
     )
     return app
+
+
+def warm_up(app: Celery) -> None:
+    """Pay Celery's lazy first-send costs (backend import, connection, queue declaration)
+    at start-up instead of in the first trial's launch."""
+    _ = app.backend
+    with app.producer_or_acquire() as producer:
+        producer.maybe_declare(app.amqp.queues[DISPATCH_QUEUE])

@@ -7,7 +7,7 @@ import threading
 
 from kubesweep import heartbeat
 from kubesweep import logging as kslogging
-from kubesweep.celeryapp import make_celery
+from kubesweep.celeryapp import make_celery, warm_up
 from kubesweep.store import Store
 from kubesweep_tuner.algorithms.registry import available
 from kubesweep_tuner.service import TunerService
@@ -23,11 +23,10 @@ def main() -> None:
     # Load every algorithm (hyperopt takes seconds to import) before announcing readiness.
     available()
     store = Store.from_url(settings.redis_url)
+    celery = make_celery(settings.redis_url)
+    warm_up(celery)
     heartbeat.start_beating(store.redis, "tuner", stop)
-    service = TunerService(
-        settings, Store.from_url(settings.redis_url), make_celery(settings.redis_url)
-    )
-    service.run(stop)
+    TunerService(settings, store, celery).run(stop)
 
 
 if __name__ == "__main__":
