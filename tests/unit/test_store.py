@@ -89,8 +89,8 @@ def test_create_and_get_experiment(store: Store) -> None:
     assert record.status is ExperimentStatus.INITIALIZED
     assert record.spec == {"trialConcurrency": 2, "maxTrialNumber": 5}
     assert record.created == 1000.0
-    assert store.experiment_exists("exp1")
-    assert not store.experiment_exists("nope")
+    assert "exp1" in store.list_experiment_ids()
+    assert "nope" not in store.list_experiment_ids()
     [entry] = store.read_events("exp1")
     assert entry.event.type == "experiment.submitted"
     assert entry.event.experiment_id == "exp1"

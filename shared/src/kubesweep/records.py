@@ -10,7 +10,6 @@ from pydantic import BaseModel, ConfigDict
 
 from kubesweep.messaging import ExperimentStatus, TrialStatus
 
-MetricValue = float | dict[str, Any]
 _TRIAL_JSON_FIELDS = ("parameters", "final", "last_intermediate")
 
 

@@ -137,9 +137,6 @@ class Store:
         pipe.xadd(keys.SUBMISSIONS, {"experiment_id": record.id}, maxlen=10_000, approximate=True)
         pipe.execute()
 
-    def experiment_exists(self, exp_id: str) -> bool:
-        return bool(self.redis.exists(keys.experiment(exp_id)))
-
     def get_experiment(self, exp_id: str) -> ExperimentRecord:
         raw: dict[str, str] = self.redis.hgetall(keys.experiment(exp_id))  # type: ignore[assignment]
         if not raw:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import Celery
 
 from kubesweep.celeryapp import make_celery
@@ -10,37 +12,27 @@ from kubesweep.messaging import CANCEL_TRIAL_TASK, CLEANUP_EXPERIMENT_TASK, LAUN
 from kubesweep_dispatcher import launcher
 from kubesweep_dispatcher.context import DispatcherContext
 
+# Every task is idempotent, so a dependency's transient failure is simply retried.
+RETRY: dict[str, Any] = {
+    "autoretry_for": (TransientError,),
+    "retry_backoff": True,
+    "retry_backoff_max": 60,
+    "max_retries": 10,
+}
+
 
 def create_worker_app(ctx: DispatcherContext) -> Celery:
     app = make_celery(ctx.settings.redis_url, name="kubesweep-dispatcher")
 
-    @app.task(  # type: ignore[untyped-decorator]
-        name=LAUNCH_TRIAL_TASK,
-        autoretry_for=(TransientError,),
-        retry_backoff=True,
-        retry_backoff_max=30,
-        max_retries=8,
-    )
+    @app.task(name=LAUNCH_TRIAL_TASK, **RETRY)  # type: ignore[untyped-decorator]
     def launch_trial(exp_id: str, trial_id: str) -> str:
         return launcher.launch_trial(ctx, exp_id, trial_id)
 
-    @app.task(  # type: ignore[untyped-decorator]
-        name=CANCEL_TRIAL_TASK,
-        autoretry_for=(TransientError,),
-        retry_backoff=True,
-        retry_backoff_max=30,
-        max_retries=8,
-    )
+    @app.task(name=CANCEL_TRIAL_TASK, **RETRY)  # type: ignore[untyped-decorator]
     def cancel_trial(exp_id: str, trial_id: str) -> str:
         return launcher.cancel_trial(ctx, exp_id, trial_id)
 
-    @app.task(  # type: ignore[untyped-decorator]
-        name=CLEANUP_EXPERIMENT_TASK,
-        autoretry_for=(TransientError,),
-        retry_backoff=True,
-        retry_backoff_max=60,
-        max_retries=10,
-    )
+    @app.task(name=CLEANUP_EXPERIMENT_TASK, **RETRY)  # type: ignore[untyped-decorator]
     def cleanup_experiment(exp_id: str) -> str:
         return launcher.cleanup_experiment(ctx, exp_id)
 

@@ -133,10 +133,6 @@ class Watcher:
         return int(moved)
 
 
-def sweep_once(ctx: DispatcherContext, watcher: Watcher | None = None) -> int:
-    return (watcher or Watcher(ctx)).sweep()
-
-
 def run(ctx: DispatcherContext, stop: threading.Event) -> None:
     watcher = Watcher(ctx)
     while not stop.is_set():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 from kubernetes import client
@@ -260,7 +259,3 @@ class KubeflowPlatform(Platform):
     def pending_timeout(self, spec: ExperimentSpec) -> float:
         timeout = parse_overrides(spec.extension).job.pending_timeout
         return float(timeout) if timeout else DEFAULT_PENDING_TIMEOUT_S
-
-    @staticmethod
-    def now() -> float:
-        return time.time()
