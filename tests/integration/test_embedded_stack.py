@@ -34,7 +34,9 @@ def _check_exactly_once(store: Store, exp_id: str, expected: int) -> None:
     for trial in trials:
         assert trial.status.value == "SUCCEEDED", (trial.id, trial.status, trial.message)
         assert counts[("metric.final", trial.id)] == 1
-        assert counts[("trial.launched", trial.id)] == 1
+        # No trial is launched twice. A worker killed between starting a keeper and
+        # recording the launch leaves the record to the keeper's RUNNING report alone.
+        assert counts[("trial.launched", trial.id)] <= 1
         assert counts[("trial.succeeded", trial.id)] == 1
         assert trial.final == pytest.approx(trial.parameters["x"])
 

@@ -195,7 +195,7 @@ class JobRecorder:
 
 def kubesweep_cli(stack: EmbeddedStack, *args: str) -> subprocess.CompletedProcess[str]:
     argv = [sys.executable, "-m", "kubesweep.cli.main", "--url", stack.api_url]
-    argv += ["--token", stack.api_token, *args]
+    argv += [f"--token={stack.api_token}", *args]
     return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
 
 

@@ -62,7 +62,7 @@ class EmbeddedStack:
     redis_port: int = 0
     api_port: int = 0
     collector_port: int = 0
-    api_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    api_token: str = field(default_factory=lambda: secrets.token_hex(24))
     signing_key: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     worker_concurrency: int = 8
     extra_env: dict[str, str] = field(default_factory=dict)
