@@ -129,6 +129,16 @@ def _trial_storage(exp_id: str, trial_id: str) -> tuple[Any, str]:
     return storage, layout.trial(exp_id, trial_id)
 
 
+def _live_file(exp_id: str, trial_id: str, relpath: str) -> bytes | None:
+    """The running job's own view of a file, when its platform has one."""
+    context = ctx()
+    trial = context.store.get_trial(exp_id, trial_id)
+    if trial.status not in ACTIVE_TRIAL_STATUSES or not trial.job:
+        return None
+    spec = ExperimentSpec.model_validate(context.store.get_experiment(exp_id).spec)
+    return context.platform_for(spec).read_live_file(trial, relpath)
+
+
 @bp.get("/<trial_id>/files")
 def list_files(exp_id: str, trial_id: str) -> Response:
     """The trial's folder on shared storage (parameter.cfg, output/<role>-<index>/...)."""
@@ -148,7 +158,9 @@ def list_files(exp_id: str, trial_id: str) -> Response:
 @bp.get("/<trial_id>/files/<path:name>")
 def read_file(exp_id: str, trial_id: str, name: str) -> Response:
     storage, root = _trial_storage(exp_id, trial_id)
-    data: bytes = storage.read_bytes(f"{root}/{check_relpath(name)}")
+    relpath = check_relpath(name)
+    live = _live_file(exp_id, trial_id, relpath)
+    data: bytes = live if live is not None else storage.read_bytes(f"{root}/{relpath}")
     if len(data) > MAX_FILE_BYTES:
         data = data[-MAX_FILE_BYTES:]
     return Response(data, mimetype="text/plain; charset=utf-8")

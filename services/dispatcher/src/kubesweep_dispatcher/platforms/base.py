@@ -59,6 +59,16 @@ class Platform(ABC):
     def cleanup_experiment(self, exp_id: str, spec: ExperimentSpec) -> None:  # noqa: B027
         """Delete what the experiment left on the platform (jobs, Secrets)."""
 
+    def read_live_file(self, trial: TrialRecord, relpath: str) -> bytes | None:
+        """A file of a trial that is still running, as its job sees it now.
+
+        ``relpath`` is relative to the trial's folder on storage (``output/<role>-<index>/
+        stdout``, ...). Return None to let the caller read the copy on storage: platforms
+        whose jobs write straight to storage need not override this; kubeflow answers stdout
+        from the pod's log, a local trial on remote storage from its local work folder.
+        """
+        return None
+
     def warm_up(self) -> None:  # noqa: B027 - optional hook, nothing to do by default
         """Prepare anything slow (connections, helper processes) before the first launch."""
 
