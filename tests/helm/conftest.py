@@ -1,4 +1,4 @@
-"""Fixtures of the deployment tier: the Helm chart, docker-compose.yml and the Dockerfiles.
+"""Fixtures of the deployment tier: the Helm chart, docker-compose.yml and the Dockerfile.
 
 Offline checks (lint, template, kubernetes-validate, settings parity, compose schema) need only
 the helm binary from scripts/k8s-test-env.sh and SKIP without it; the install and RBAC checks
@@ -41,7 +41,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "k8s: needs the local kube-apiserver tier (scripts/k8s-test-env.sh); skipped without it",
     )
     config.addinivalue_line(
-        "markers", "image_build: replays the Dockerfiles' uv steps into temporary venvs (slow)"
+        "markers", "image_build: replays the Dockerfile's uv steps into temporary venvs (slow)"
     )
 
 

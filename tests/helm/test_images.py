@@ -1,6 +1,7 @@
-"""The Dockerfiles without a Docker engine: they agree with each other, every command the chart
-and docker-compose.yml run exists in the image that runs it, and (marked image_build) the build
-stage's COPY + `uv sync` steps replayed into a temporary venv produce a working service."""
+"""The Dockerfile without a Docker engine: one file parametrised by SERVICE builds each image,
+every command the chart and docker-compose.yml run exists in the image that runs it, and (marked
+image_build) the build stage's COPY + `uv sync` steps replayed into a temporary venv for each
+SERVICE produce a working service."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import yaml
 from tests.helm.conftest import REPO, VARIANTS, Render, containers
 
 SERVICES = ("tuner", "dispatcher", "collector")
-DOCKERFILES = {s: REPO / "services" / s / "Dockerfile" for s in SERVICES}
+DOCKERFILE = REPO / "Dockerfile"
 
 
 def instructions(path: Path) -> list[str]:
@@ -30,24 +31,38 @@ def instructions(path: Path) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
 
 
-def test_the_three_dockerfiles_differ_only_in_the_service() -> None:
-    def normalised(service: str) -> list[str]:
-        # Only the package to sync and its source folder may differ (every image needs all
-        # members' pyproject.toml: `uv sync --locked` checks the whole workspace).
-        own = (f"--package kubesweep-{service}", f"COPY services/{service}/src")
-        return [
-            line.replace(own[0], "--package SERVICE")
-            .replace(own[1], "COPY services/SERVICE/src")
-            .replace(f"services/SERVICE/src services/{service}/src", "services/SERVICE/src X")
-            for line in instructions(DOCKERFILES[service])
-            if not line.startswith(("EXPOSE", "CMD"))
-        ]
+def stages(lines: list[str]) -> list[list[str]]:
+    found: list[list[str]] = []
+    for line in lines:
+        if line.startswith("FROM"):
+            found.append([])
+        if found:
+            found[-1].append(line)
+    return found
 
-    assert normalised("tuner") == normalised("dispatcher") == normalised("collector")
+
+def test_every_stage_that_uses_service_declares_it() -> None:
+    # A global ARG is visible only to FROM lines; a stage must re-declare it to use it.
+    lines = instructions(DOCKERFILE)
+    assert "ARG SERVICE=dispatcher" in lines[: lines.index(next(x for x in lines if "FROM" in x))]
+    for stage in stages(lines):
+        if any("${SERVICE}" in line for line in stage[1:]):
+            assert "ARG SERVICE" in stage, stage[0]
+
+
+def test_compose_builds_each_image_from_its_service() -> None:
+    services = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]
+    built = {name: spec for name, spec in services.items() if "build" in spec}
+    assert built
+    for spec in built.values():
+        service = spec["build"]["args"]["SERVICE"]
+        assert service in SERVICES
+        assert spec["build"].get("dockerfile", "Dockerfile") == "Dockerfile"
+        assert spec["image"].startswith(f"kubesweep-{service}:")
 
 
 def test_dockerfile_shape() -> None:
-    lines = instructions(DOCKERFILES["dispatcher"])
+    lines = instructions(DOCKERFILE)
     assert "ARG PYTHON_IMAGE=python:3.11-slim-bookworm" in lines
     assert sum(line.startswith("FROM") for line in lines) == 3  # uv, build, runtime
     runtime = lines[max(i for i, line in enumerate(lines) if line.startswith("FROM")) :]
@@ -57,7 +72,7 @@ def test_dockerfile_shape() -> None:
     syncs = [line for line in lines if "uv sync" in line]
     for line in syncs:
         assert "--locked --no-dev" in line
-        assert "--package kubesweep-dispatcher" in line
+        assert "--package kubesweep-${SERVICE}" in line
     assert "--no-editable" in syncs[-1]
 
 
@@ -70,7 +85,7 @@ def package_modules(service: str) -> set[str]:
 
 def dispatcher_roles() -> set[str]:
     source = (REPO / "services/dispatcher/src/kubesweep_dispatcher/__main__.py").read_text()
-    match = re.search(r'add_argument\("role", choices=\[([^\]]*)\]', source)
+    match = re.search(r'add_argument\("role",[^)]*choices=\[([^\]]*)\]', source)
     assert match, "the dispatcher's role argument moved; update this test"
     return set(re.findall(r'"(\w+)"', match.group(1)))
 
@@ -119,9 +134,13 @@ def test_compose_and_dockerfile_commands_exist_in_their_images() -> None:
         test = service["healthcheck"]["test"]
         if test[:2] == ["CMD", "python"]:
             check_command(service["image"], test[1:])
-    for name, path in DOCKERFILES.items():
-        cmd = next(line for line in instructions(path) if line.startswith("CMD"))
-        check_command(f"kubesweep-{name}:x", yaml.safe_load(cmd.removeprefix("CMD ")))
+    lines = instructions(DOCKERFILE)
+    cmd = next(line for line in lines if line.startswith("CMD"))
+    assert yaml.safe_load(cmd.removeprefix("CMD ")) == ["kubesweep-service"]
+    assert 'RUN ln -s "kubesweep-${SERVICE}" /app/.venv/bin/kubesweep-service' in lines
+    for service in SERVICES:  # the console script the link names exists in each image
+        meta = tomllib.loads((REPO / "services" / service / "pyproject.toml").read_text())
+        assert f"kubesweep-{service}" in meta["project"]["scripts"]
 
 
 def test_helm_test_script_uses_only_what_the_dispatcher_image_has() -> None:
@@ -190,9 +209,10 @@ def copy_into(source: Path, dest: Path, into_dir: bool, patterns: list[str]) -> 
             shutil.copy2(path, target)
 
 
-def replay_build_stage(dockerfile: Path, context: Path, venv: Path) -> None:
-    """COPY (from the build context, honouring .dockerignore) and RUN the build stage's steps."""
-    lines = instructions(dockerfile)
+def replay_build_stage(dockerfile: Path, service: str, context: Path, venv: Path) -> None:
+    """COPY (from the build context, honouring .dockerignore) and RUN the build stage's steps,
+    with the build argument SERVICE set as `docker build --build-arg SERVICE=...` would."""
+    lines = [line.replace("${SERVICE}", service) for line in instructions(dockerfile)]
     start = next(i for i, line in enumerate(lines) if re.match(r"FROM \S+ AS build$", line))
     stage = []
     for line in lines[start + 1 :]:
@@ -204,6 +224,8 @@ def replay_build_stage(dockerfile: Path, context: Path, venv: Path) -> None:
     workdir = context
     for line in stage:
         op, _, rest = line.partition(" ")
+        if op == "ARG":
+            continue
         if op == "ENV":
             env.update(dict(part.split("=", 1) for part in shlex.split(rest)))
         elif op == "WORKDIR":
@@ -238,7 +260,7 @@ def test_build_stage_replayed_yields_a_working_service(service: str, tmp_path: P
     if shutil.which("uv") is None:
         pytest.skip("uv not on PATH")
     venv = tmp_path / "venv"
-    replay_build_stage(DOCKERFILES[service], tmp_path / "context", venv)
+    replay_build_stage(DOCKERFILE, service, tmp_path / "context", venv)
     python = venv / "bin" / "python"
     module = f"kubesweep_{service}"
     others = [f"kubesweep_{s}" for s in SERVICES if s != service]

@@ -94,7 +94,7 @@ def _run_watch(ctx: DispatcherContext) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="kubesweep-dispatcher")
-    parser.add_argument("role", choices=["api", "worker", "watch"])
+    parser.add_argument("role", nargs="?", default="api", choices=["api", "worker", "watch"])
     args = parser.parse_args(argv)
     settings = DispatcherSettings()
     kslogging.configure(

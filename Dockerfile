@@ -1,17 +1,20 @@
 # syntax=docker/dockerfile:1
-# kubesweep collector image: `python -m kubesweep_collector`.
-# Build from the repository root (the uv workspace is the build context):
-#   docker build -f services/collector/Dockerfile -t kubesweep-collector .
-# One image per service (ARCHITECTURE.md section 8): each carries only its own dependencies,
-# so e.g. the collector, which every trial pod can reach, holds no Kubernetes or Azure client.
-# The three Dockerfiles differ only in the service name; tests/helm/test_images.py checks that.
+# One Dockerfile, three images: SERVICE is tuner, dispatcher or collector. Build from the
+# repository root (the uv workspace is the build context):
+#   docker build --build-arg SERVICE=dispatcher -t kubesweep-dispatcher .   # api|worker|watch
+#   docker build --build-arg SERVICE=tuner      -t kubesweep-tuner .
+#   docker build --build-arg SERVICE=collector  -t kubesweep-collector .
+# Each image carries only its own package's dependencies (ARCHITECTURE.md section 8), so e.g.
+# the collector, which every trial pod can reach, holds no Kubernetes or Azure client.
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 ARG UV_IMAGE=ghcr.io/astral-sh/uv:0.13.9
+ARG SERVICE=dispatcher
 
 FROM ${UV_IMAGE} AS uv
 
 # ---- build stage: resolve the locked dependencies into /app/.venv with uv ----
 FROM ${PYTHON_IMAGE} AS build
+ARG SERVICE
 COPY --from=uv /uv /usr/local/bin/uv
 # Byte-compile now (the runtime filesystem is read-only); copy instead of hard-linking from the
 # cache mount; never download a Python: use the base image's 3.11.
@@ -29,16 +32,17 @@ COPY services/tuner/pyproject.toml services/tuner/pyproject.toml
 COPY services/dispatcher/pyproject.toml services/dispatcher/pyproject.toml
 COPY services/collector/pyproject.toml services/collector/pyproject.toml
 RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --locked --no-dev --no-install-workspace --package kubesweep-collector
+    uv sync --locked --no-dev --no-install-workspace --package kubesweep-${SERVICE}
 # 2) The workspace packages this service needs, installed non-editable: the runtime stage
 #    copies only /app/.venv, not /src.
 COPY shared/src shared/src
-COPY services/collector/src services/collector/src
+COPY services/${SERVICE}/src services/${SERVICE}/src
 RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --locked --no-dev --no-editable --package kubesweep-collector
+    uv sync --locked --no-dev --no-editable --package kubesweep-${SERVICE}
 
 # ---- runtime stage: the venv on a clean slim Python, as an unprivileged user ----
 FROM ${PYTHON_IMAGE}
+ARG SERVICE
 # A fixed numeric uid/gid, so Kubernetes' runAsNonRoot can verify it without a passwd lookup.
 # /var/lib/kubesweep belongs to it: a new Docker named volume mounted there (compose's shared
 # `storage`) copies that ownership, so the non-root services can write to it.
@@ -48,11 +52,12 @@ RUN groupadd --system --gid 10001 kubesweep \
  && mkdir -p /var/lib/kubesweep/storage /var/lib/kubesweep/work \
  && chown -R 10001:10001 /var/lib/kubesweep
 COPY --from=build /app/.venv /app/.venv
+# The image's default command is its service's console script (the dispatcher's is its API).
+RUN ln -s "kubesweep-${SERVICE}" /app/.venv/bin/kubesweep-service
 ENV PATH=/app/.venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     KUBESWEEP_LOG_FORMAT=json
 USER 10001:10001
 WORKDIR /home/kubesweep
-EXPOSE 8081
-CMD ["python", "-m", "kubesweep_collector"]
+CMD ["kubesweep-service"]
