@@ -357,7 +357,10 @@ def test_keeper_contract(case: Case) -> None:
             "fieldRef": {"fieldPath": "metadata.labels['training.kubeflow.org/replica-index']"}
         }
         output = env[protocol.ENV_OUTPUT_DIR].replace("$(KUBESWEEP_REPLICA_INDEX)", "1")
-        assert output == f"{mount}/{layout.output(EXP, case.trial_id, role_name, 1)}"
+        assert (
+            output
+            == f"{mount}/{layout.output(EXP, case.trial_id, role_name, 1, attempt=case.attempt)}"
+        )
         assert env["PYTHONPATH"] == f"{mount}/{layout.runtime(EXP)}"
         assert env[protocol.ENV_CODE_DIR] == f"{mount}/{layout.code(EXP)}"
         assert env[protocol.ENV_SYS_DIR] == f"{mount}/{layout.trial(EXP, case.trial_id)}"

@@ -72,6 +72,7 @@ EventType = Literal[
     "experiment.imported",
     "trial.waiting",
     "trial.launched",
+    "trial.retrying",
     "trial.running",
     "trial.succeeded",
     "trial.failed",

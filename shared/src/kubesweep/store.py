@@ -81,6 +81,21 @@ redis.call('XADD', KEYS[4], '*', 'data', event)
 return seq
 """
 
+# KEYS: trial hash, events.  ARGV: expected attempt, allowed-from csv, event json,
+# field/value...  (a record from before attempts were stored counts as attempt 1)
+_RETRY = """
+local cur = redis.call('HGET', KEYS[1], 'status')
+if not cur then return -1 end
+if (redis.call('HGET', KEYS[1], 'attempt') or '1') ~= ARGV[1] then return 0 end
+local ok = false
+for s in string.gmatch(ARGV[2], '[^,]+') do if s == cur then ok = true end end
+if not ok then return 0 end
+redis.call('HDEL', KEYS[1], 'launched', 'job', 'started', 'exit_code', 'last_intermediate')
+redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+redis.call('XADD', KEYS[2], '*', 'data', ARGV[3])
+return 1
+"""
+
 # KEYS: lease.  ARGV: owner, ttl ms
 _ACQUIRE_LEASE = """
 local cur = redis.call('GET', KEYS[1])
@@ -119,6 +134,7 @@ class Store:
         self._transition = client.register_script(_TRANSITION)
         self._metric = client.register_script(_METRIC)
         self._create_trial = client.register_script(_CREATE_TRIAL)
+        self._retry = client.register_script(_RETRY)
         self._acquire = client.register_script(_ACQUIRE_LEASE)
         self._release = client.register_script(_RELEASE_LEASE)
 
@@ -351,6 +367,48 @@ class Store:
         )
         applied, _ = self._run_transition(
             keys.trial(exp_id, trial_id), keys.events(exp_id), allowed_from, event, values
+        )
+        if applied < 0:
+            raise NotFoundError(f"trial {trial_id!r} of experiment {exp_id!r} does not exist")
+        return applied == 1
+
+    def retry_trial(
+        self, exp_id: str, trial_id: str, *, attempt: int, message: str, reason: str = ""
+    ) -> bool:
+        """Start attempt ``attempt + 1`` of an active trial whose attempt ``attempt`` was lost
+        to the infrastructure (an eviction, an image that cannot be pulled): back to WAITING,
+        un-launched, with no job and no intermediate results, and a ``trial.retrying`` event.
+
+        Returns False when the trial has ended or is no longer on ``attempt`` (someone else
+        retried or finished it first). Reports of the old attempt are refused from now on:
+        metrics and the collector check the attempt."""
+        now = time.time()
+        event = Event(
+            type="trial.retrying",
+            experiment_id=exp_id,
+            trial_id=trial_id,
+            ts=now,
+            payload={
+                "status": TrialStatus.WAITING.value,
+                "attempt": attempt + 1,
+                "previous_attempt": attempt,
+                "reason": reason,
+                "message": message,
+            },
+        )
+        values = {
+            "status": TrialStatus.WAITING.value,
+            "attempt": str(attempt + 1),
+            "message": message,
+            "intermediate_count": "0",
+        }
+        flat = [item for pair in values.items() for item in pair]
+        allowed = ",".join(s.value for s in (TrialStatus.WAITING, TrialStatus.RUNNING))
+        applied = int(
+            self._retry(
+                keys=[keys.trial(exp_id, trial_id), keys.events(exp_id)],
+                args=[str(attempt), allowed, event.to_json(), *flat],
+            )
         )
         if applied < 0:
             raise NotFoundError(f"trial {trial_id!r} of experiment {exp_id!r} does not exist")

@@ -121,12 +121,13 @@ def trial_metrics(exp_id: str, trial_id: str) -> Response:
     return jsonify({"trial_id": trial_id, "metrics": metrics})
 
 
-def _trial_storage(exp_id: str, trial_id: str) -> tuple[Any, str]:
+def _trial_storage(exp_id: str, trial_id: str) -> tuple[Any, str, int]:
+    """The storage, the trial's folder on it and the trial's current attempt."""
     context = ctx()
     record = context.store.get_experiment(known_id(exp_id, "experiment"))
-    context.store.get_trial(exp_id, known_id(trial_id, "trial"))
+    trial = context.store.get_trial(exp_id, known_id(trial_id, "trial"))
     storage = context.storage_for(ExperimentSpec.model_validate(record.spec))
-    return storage, layout.trial(exp_id, trial_id)
+    return storage, layout.trial(exp_id, trial_id), trial.attempt
 
 
 def _live_file(exp_id: str, trial_id: str, relpath: str) -> bytes | None:
@@ -142,9 +143,10 @@ def _live_file(exp_id: str, trial_id: str, relpath: str) -> bytes | None:
 @bp.get("/<trial_id>/files")
 def list_files(exp_id: str, trial_id: str) -> Response:
     """The trial's folder on shared storage (parameter.cfg, output/<role>-<index>/...)."""
-    storage, root = _trial_storage(exp_id, trial_id)
+    storage, root, attempt = _trial_storage(exp_id, trial_id)
     sub = request.args.get("path", "")
-    folder = f"{root}/{check_relpath(sub)}" if sub else root
+    # `output` is the current attempt's (layout.stored_path).
+    folder = f"{root}/{layout.stored_path(check_relpath(sub), attempt)}" if sub else root
     entries = storage.list_dir(folder)
     return jsonify(
         {
@@ -157,10 +159,11 @@ def list_files(exp_id: str, trial_id: str) -> Response:
 
 @bp.get("/<trial_id>/files/<path:name>")
 def read_file(exp_id: str, trial_id: str, name: str) -> Response:
-    storage, root = _trial_storage(exp_id, trial_id)
+    storage, root, attempt = _trial_storage(exp_id, trial_id)
     relpath = check_relpath(name)
     live = _live_file(exp_id, trial_id, relpath)
-    data: bytes = live if live is not None else storage.read_bytes(f"{root}/{relpath}")
+    stored = f"{root}/{layout.stored_path(relpath, attempt)}"
+    data: bytes = live if live is not None else storage.read_bytes(stored)
     if len(data) > MAX_FILE_BYTES:
         data = data[-MAX_FILE_BYTES:]
     return Response(data, mimetype="text/plain; charset=utf-8")

@@ -114,8 +114,11 @@ def keeper_env(
     """
     mount = MOUNT_PATH
     sys_dir = f"{mount}/{layout.trial(experiment_id, trial_id)}"
-    # layout.output(exp, trial, role, index), with the index filled in by Kubernetes.
-    output = f"{sys_dir}/output/{role}-$({ENV_REPLICA_INDEX})"
+    # layout.output(exp, trial, role, index, attempt=...), the index filled in by Kubernetes.
+    output = (
+        f"{mount}/{layout.attempt_folder(experiment_id, trial_id, attempt)}"
+        f"/output/{role}-$({ENV_REPLICA_INDEX})"
+    )
     plain = {
         "PYTHONPATH": f"{mount}/{layout.runtime(experiment_id)}",
         protocol.ENV_RUNTIME_DIR: f"{mount}/{layout.runtime(experiment_id)}",
