@@ -46,12 +46,11 @@ class DispatcherContext:
     def storage_for(self, spec: ExperimentSpec) -> StorageBackend:
         """The experiment's shared storage, one backend object per distinct configuration.
 
-        Local trials read the experiment's files in place, so a ``local`` experiment always
-        uses the mounted root; a ``kubeflow`` experiment uses its configured storage."""
-        service = spec.training_service
-        if service.platform == "local":
+        A ``local`` experiment without a ``storage`` setting uses the mounted root; every
+        other experiment uses its configured storage."""
+        config = spec.training_service.storage
+        if config is None:
             return self._storage("mounted", root=self.settings.storage_root)
-        config = service.storage
         if isinstance(config, MountedStorage):
             return self._storage("mounted", root=Path(config.path))
         if isinstance(config, NfsStorage):
@@ -97,7 +96,11 @@ class DispatcherContext:
         if name not in self._platforms:
             options: dict[str, object] = {}
             if name == "local":
-                options = {"work_root": self.settings.work_root}
+                options = {
+                    "work_root": self.settings.work_root,
+                    # Mirrors and work folders of local trials on remote storage.
+                    "state_root": self.settings.storage_root.parent / "local-trials",
+                }
             elif name == "kubeflow":
                 options = {
                     "kubeconfig": self.settings.kubeconfig,

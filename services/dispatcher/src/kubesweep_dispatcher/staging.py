@@ -78,10 +78,17 @@ def write_parameters(
     parameters: dict[str, object],
 ) -> None:
     """Write NNI's ``parameter.cfg`` (parameter_id, parameter_source, parameters, index)."""
+    storage.write_bytes(
+        layout.parameter_file(exp_id, trial_id), parameter_file(parameter_id, parameters)
+    )
+
+
+def parameter_file(parameter_id: int, parameters: dict[str, object]) -> bytes:
+    """The content of NNI's ``parameter.cfg``."""
     content = {
         "parameter_id": parameter_id,
         "parameter_source": "algorithm",
         "parameters": parameters,
         "parameter_index": 0,
     }
-    storage.write_bytes(layout.parameter_file(exp_id, trial_id), json.dumps(content).encode())
+    return json.dumps(content).encode()

@@ -24,6 +24,10 @@ import requests
 from kubesweep import heartbeat
 from kubesweep.errors import TransientError
 
+# Operator settings a user may give `kubesweep run` (e.g. an NFS server's port); every
+# other KUBESWEEP_* variable is the stack's own.
+PASS_THROUGH = ("KUBESWEEP_NFS_", "KUBESWEEP_AZURE_", "KUBESWEEP_STORAGE_RETRY_")
+
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -84,7 +88,11 @@ class EmbeddedStack:
         return self.workdir / "logs"
 
     def service_env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("KUBESWEEP_")}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("KUBESWEEP_") or k.startswith(PASS_THROUGH)
+        }
         env.update(
             {
                 "KUBESWEEP_REDIS_URL": self.redis_url,
@@ -98,6 +106,8 @@ class EmbeddedStack:
                 "KUBESWEEP_STORAGE_ROOT": str(self.workdir / "storage"),
                 "KUBESWEEP_WORKER_CONCURRENCY": str(self.worker_concurrency),
                 "KUBESWEEP_TUNER_RELAUNCH_AFTER_S": "5",
+                # One user on their own machine: custom tuners/assessors run their own code.
+                "KUBESWEEP_TUNER_ALLOW_CUSTOM_ALGORITHMS": "true",
                 "PYTHONUNBUFFERED": "1",
             }
         )

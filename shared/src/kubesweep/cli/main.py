@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -64,7 +66,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             exp_id = client.submit(config)
             console.print(f"experiment [bold]{exp_id}[/] submitted; logs in {stack.log_dir}")
             exp = follow(client, exp_id)
-            return summarise(client, exp)
+            code = summarise(client, exp)
+            if args.keep:
+                keep_serving(stack)
+            return code
         except KeyboardInterrupt:
             if exp_id:
                 with contextlib.suppress(KubesweepError):
@@ -73,6 +78,22 @@ def cmd_run(args: argparse.Namespace) -> int:
             return 130
         finally:
             connection_file().unlink(missing_ok=True)
+
+
+def keep_serving(stack: EmbeddedStack) -> None:
+    """``run --keep``: the ended experiment's trials, logs and files stay readable (API, web
+    UI, ``kubesweep trial log``) until Ctrl-C or SIGTERM, as NNI keeps its manager running."""
+    console.print(f"experiment ended; still serving {stack.api_url}/ (Ctrl-C to stop)")
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.is_set():
+            stack.check_alive()
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def cmd_create(args: argparse.Namespace) -> int:
@@ -105,6 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
     run = _add(sub, "run", cmd_run, "run an experiment on the embedded default (this machine)")
     run.add_argument("config", help="NNI v1 or v2 experiment config (YAML)")
     run.add_argument("--workdir", help="where storage and logs go (default ~/.kubesweep/embedded)")
+    run.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep serving the API and web UI after the experiment ends (Ctrl-C to stop)",
+    )
     create = _add(sub, "create", cmd_create, "post an experiment to a running dispatcher API")
     create.add_argument("--config", "-c", required=True)
     create.add_argument("--foreground", "-f", action="store_true", help="follow until it ends")

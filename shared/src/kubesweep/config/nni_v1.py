@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from kubesweep.config.extension import read_extension
 from kubesweep.config.reader import Section
 from kubesweep.config.spec import (
     AlgorithmSpec,
@@ -82,6 +83,7 @@ _KUBEFLOW_KEYS = (
     "reuse",
     "namespace",
 )
+_STORAGE_KEYS = ("storage", "nfs", "keyVault", "azureStorage", "uploadRetryCount")
 _NAME_RE, _ACCOUNT_RE, _SHARE_RE = (
     r"[0-9a-zA-Z-]{1,127}",
     r"[0-9a-zA-Z-]{3,31}",
@@ -142,7 +144,7 @@ def parse_v1(root: Section, base_dir: Path | None) -> Draft:
         "nni_manager_ip": root.get_str("nniManagerIp"),
         "debug": debug,
         "log_level": root.get_str("logLevel", choices=LOG_LEVELS) or ("debug" if debug else "info"),
-        "extension": root.get_json("kubesweep"),
+        "extension": read_extension(root, tuner.class_args),
     }
     return Draft(
         fields=fields,
@@ -200,11 +202,14 @@ def _local(root: Section) -> LocalTrainingService:
     sec = root.section("localConfig")
     if sec is None:
         return LocalTrainingService()
-    sec.check_keys(("gpuIndices", "maxTrialNumPerGpu", "useActiveGpu"))
+    sec.check_keys(("gpuIndices", "maxTrialNumPerGpu", "useActiveGpu", *_STORAGE_KEYS))
+    # kubesweep only: kubeflowConfig's storage keys, for local trials on shared storage.
+    remote = any(sec.has(key) for key in _STORAGE_KEYS)
     return LocalTrainingService(
         use_active_gpu=sec.get_bool("useActiveGpu"),
         max_trial_number_per_gpu=sec.get_int("maxTrialNumPerGpu", low=1, high=99999) or 1,
         gpu_indices=gpu_indices(sec, "gpuIndices", allow_list=False),
+        storage=_storage(sec) if remote else None,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from kubesweep.config.extension import read_extension
 from kubesweep.config.reader import Section
 from kubesweep.config.spec import (
     ROLE_NAMES,
@@ -63,7 +64,14 @@ _SHORTCUTS = (
     "nniManagerIp",
     "debug",
 )
-_LOCAL_KEYS = (*_SHORTCUTS, "useActiveGpu", "maxTrialNumberPerGpu", "gpuIndices", "reuseMode")
+_LOCAL_KEYS = (
+    *_SHORTCUTS,
+    "useActiveGpu",
+    "maxTrialNumberPerGpu",
+    "gpuIndices",
+    "reuseMode",
+    "storage",
+)
 _KUBEFLOW_KEYS = (
     *_SHORTCUTS,
     "operator",
@@ -133,6 +141,7 @@ def parse_v2(root: Section, base_dir: Path | None) -> Draft:
             use_active_gpu=ts.get_bool("useActiveGpu"),
             max_trial_number_per_gpu=ts.get_int("maxTrialNumberPerGpu", low=1) or 1,
             gpu_indices=gpu_indices(ts, "gpuIndices", allow_list=True),
+            storage=_storage(ts) if ts.has("storage") else None,
         )
         ts.get_bool("reuseMode")
     else:
@@ -158,7 +167,7 @@ def parse_v2(root: Section, base_dir: Path | None) -> Draft:
         "nni_manager_ip": ts.get_str("nniManagerIp") or root.get_str("nniManagerIp"),
         "debug": debug,
         "log_level": root.get_str("logLevel", choices=LOG_LEVELS) or ("debug" if debug else "info"),
-        "extension": root.get_json("kubesweep"),
+        "extension": read_extension(root, tuner.class_args),
     }
     return Draft(
         fields=fields,

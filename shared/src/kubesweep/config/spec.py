@@ -44,6 +44,10 @@ class AlgorithmSpec(_Frozen):
     code_directory: str | None = None
     class_args: dict[str, Any] = Field(default_factory=dict)
     include_intermediate_results: bool = False
+    code_archive: str | None = None
+    """A custom algorithm's code directory as a base64 tar.gz, attached by the API at
+    submission (`kubesweep.config.custom`): the tuner service cannot read the user's disk."""
+    code_sha256: str | None = None
 
     @model_validator(mode="after")
     def _name_xor_class(self) -> AlgorithmSpec:
@@ -100,6 +104,8 @@ class LocalTrainingService(_Frozen):
     use_active_gpu: bool = False
     max_trial_number_per_gpu: int = Field(default=1, ge=1)
     gpu_indices: list[int] | None = None
+    storage: Storage | None = None
+    """kubesweep only: keep code and outputs on this storage (None: the local storage root)."""
 
 
 class KubeflowTrainingService(_Frozen):

@@ -4,6 +4,8 @@ Starting a fresh interpreter and importing the keeper costs ~150 ms per trial; f
 from a warm, single-threaded server costs a few. The server is a child of the worker and
 reads one JSON request per line on stdin; each keeper it forks starts its own session, so
 it outlives a restarted worker or server exactly as a separately started keeper would.
+For a trial on remote storage it forks a `supervisor` instead, which runs the keeper and
+uploads its outputs.
 
     python -m kubesweep_dispatcher.platforms.forkserver   (started by `ForkServerClient`)
 """
@@ -20,27 +22,50 @@ from typing import Any
 
 from kubesweep.trial import keeper
 
+_loaded: set[str] = set()
 
-def _run_keeper(request: dict[str, Any]) -> None:
-    """In the forked child: become the keeper described by ``request`` and exit."""
+
+def _detach(request: dict[str, Any]) -> None:
+    """In a forked child: own session, stdio, working folder and environment."""
+    os.setsid()
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    null = os.open(os.devnull, os.O_RDWR)
+    err = os.open(request["stderr"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(null, 0)
+    os.dup2(null, 1)
+    os.dup2(err, 2)
+    os.closerange(3, 256)
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update(request["env"])
+    sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115 - the process' own stdout
+    sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
+
+
+def _run_child(request: dict[str, Any]) -> None:
+    """In the forked child: become the keeper (or its supervisor) and exit."""
     code = 70
     try:
-        os.setsid()
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        null = os.open(os.devnull, os.O_RDWR)
-        err = os.open(request["stderr"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        os.dup2(null, 0)
-        os.dup2(null, 1)
-        os.dup2(err, 2)
-        os.closerange(3, 256)
-        os.chdir(request["cwd"])
-        os.environ.clear()
-        os.environ.update(request["env"])
-        sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115 - the process' own stdout
-        sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
-        code = keeper.main([])
+        _detach(request)
+        spec = request.get("supervise")
+        if spec is None:
+            code = keeper.main([])
+        else:
+            from kubesweep_dispatcher.platforms import supervisor
+
+            code = supervisor.run(spec)
     finally:
         os._exit(code)
+
+
+def _prepare(request: dict[str, Any]) -> None:
+    """Import what a supervisor needs once, here, instead of in every forked child."""
+    if request.get("supervise") is not None and "storages" not in _loaded:
+        from kubesweep_dispatcher.platforms import supervisor  # noqa: F401
+        from kubesweep_dispatcher.storage.registry import available_storages
+
+        available_storages()
+        _loaded.add("storages")
 
 
 def _reap(*_: object) -> None:
@@ -58,12 +83,14 @@ def serve() -> None:
     for line in sys.stdin:
         try:
             request = json.loads(line)
+            _prepare(request)
             pid = os.fork()
-        except (OSError, ValueError) as exc:
-            print(json.dumps({"error": str(exc)}), flush=True)
+        except (OSError, ValueError, ImportError) as exc:
+            # Never echo the request: a supervisor's carries a storage credential.
+            print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}), flush=True)
             continue
         if pid == 0:
-            _run_keeper(request)
+            _run_child(request)
         print(json.dumps({"pid": pid}), flush=True)
 
 
@@ -90,8 +117,18 @@ class ForkServerClient:
             )
         return self._server
 
-    def spawn(self, env: dict[str, str], cwd: str, stderr_path: str) -> int:
-        request = json.dumps({"env": env, "cwd": cwd, "stderr": stderr_path})
+    def spawn(
+        self,
+        env: dict[str, str],
+        cwd: str,
+        stderr_path: str,
+        supervise: dict[str, Any] | None = None,
+    ) -> int:
+        """Fork a keeper, or with ``supervise`` a `supervisor` that runs the keeper."""
+        fields: dict[str, Any] = {"env": env, "cwd": cwd, "stderr": stderr_path}
+        if supervise is not None:
+            fields["supervise"] = supervise
+        request = json.dumps(fields)
         with self._lock:
             server = self._ensure()
             assert server.stdin is not None

@@ -9,16 +9,24 @@ import socket
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
-from kubesweep.errors import PermanentError
+from kubesweep.config import ExperimentSpec
 from kubesweep.records import TrialRecord
 from kubesweep_dispatcher import layout
+from kubesweep_dispatcher.platforms import codecache
 from kubesweep_dispatcher.platforms.base import LaunchRequest, Platform
+from kubesweep_dispatcher.platforms.codecache import CodeCache
 from kubesweep_dispatcher.platforms.forkserver import ForkServerClient
 from kubesweep_dispatcher.platforms.registry import register_platform
+from kubesweep_dispatcher.staging import parameter_file
 
 log = logging.getLogger(__name__)
 HANDLE_PREFIX = "local"
+PARAMETER_FILE = "parameter.cfg"
+LOCAL_ROLE = "local-0"
+# How often a supervisor uploads a running trial's changed outputs to remote storage.
+UPLOAD_INTERVAL_S = 3.0
 
 
 def _start_time(pid: int) -> str | None:
@@ -57,11 +65,11 @@ def keeper_alive(handle: str) -> bool | None:
     return _start_time(pid) == started
 
 
-def _trial_environment(request: LaunchRequest, sys_dir: Path, output_dir: Path) -> dict[str, str]:
+def _trial_environment(
+    request: LaunchRequest, code: Path, runtime: Path, sys_dir: Path, output_dir: Path
+) -> dict[str, str]:
     # The worker's own settings (signing key, Redis URL, API token) never reach trial code.
     env = {k: v for k, v in os.environ.items() if not k.startswith("KUBESWEEP_")}
-    runtime = request.storage.local_path(layout.runtime(request.trial.experiment_id))
-    code = request.storage.local_path(layout.code(request.trial.experiment_id))
     trial, spec = request.trial, request.spec
     bin_dir = str(Path(sys.executable).parent)
     env.update(
@@ -95,35 +103,86 @@ def _trial_environment(request: LaunchRequest, sys_dir: Path, output_dir: Path) 
 @register_platform("local")
 class LocalPlatform(Platform):
     """Runs each trial's keeper as a detached process (forked from a warm fork server), so
-    trials outlive a restarted worker."""
+    trials outlive a restarted worker.
+
+    On mounted storage the keeper reads code and writes outputs in place. On remote storage
+    (nfs, azureStorage) the experiment's code is mirrored once into ``state_root/cache``,
+    each attempt works in ``state_root/trials/<exp>/<trial>/<attempt>``, and a detached
+    `supervisor` runs the keeper and uploads its outputs (docs/storage.md)."""
 
     name = "local"
 
-    def __init__(self, work_root: Path | None = None) -> None:
+    def __init__(self, work_root: Path | None = None, state_root: Path | None = None) -> None:
         self.work_root = work_root
+        self.state_root = state_root or Path(tempfile.gettempdir()) / f"kubesweep-{os.getuid()}"
+        self.cache = CodeCache(self.state_root / "cache")
         self._forks = ForkServerClient()
 
     def warm_up(self) -> None:
         self._forks.start()
 
+    def attempt_dir(self, exp_id: str, trial_id: str, attempt: int) -> Path:
+        """Where an attempt of a trial on remote storage works on this host."""
+        return self.state_root / "trials" / exp_id / trial_id / str(attempt)
+
     def launch(self, request: LaunchRequest) -> str:
-        trial = request.trial
-        sys_dir = request.storage.local_path(layout.trial(trial.experiment_id, trial.id))
-        output_dir = request.storage.local_path(layout.output(trial.experiment_id, trial.id))
-        if sys_dir is None or output_dir is None:
-            raise PermanentError("the local platform needs mounted storage")
+        trial, storage = request.trial, request.storage
+        exp_id = trial.experiment_id
+        code = storage.local_path(layout.code(exp_id))
+        runtime = storage.local_path(layout.runtime(exp_id))
+        sys_dir = storage.local_path(layout.trial(exp_id, trial.id))
+        output_dir = storage.local_path(layout.output(exp_id, trial.id, attempt=trial.attempt))
+        supervise: dict[str, Any] | None = None
+        if code is None or runtime is None or sys_dir is None or output_dir is None:
+            mirror = self.cache.ensure(storage, exp_id)
+            code, runtime = mirror / codecache.CODE, mirror / codecache.RUNTIME
+            sys_dir = self.attempt_dir(exp_id, trial.id, trial.attempt)
+            output_dir = sys_dir / "output" / LOCAL_ROLE
+            output_dir.mkdir(parents=True, exist_ok=True)
+            (sys_dir / PARAMETER_FILE).write_bytes(
+                parameter_file(trial.parameter_id, trial.parameters)
+            )
+            supervise = {
+                "storage": storage.handoff(),
+                "local_dir": str(sys_dir),
+                "remote_output": f"{layout.attempt_folder(exp_id, trial.id, trial.attempt)}/output",
+                "interval_s": UPLOAD_INTERVAL_S,
+            }
         output_dir.mkdir(parents=True, exist_ok=True)
-        env = _trial_environment(request, sys_dir, output_dir)
+        env = _trial_environment(request, code, runtime, sys_dir, output_dir)
+        if supervise is not None:
+            # The supervisor reports the end, after the last upload.
+            env["KUBESWEEP_REPORT_STATUS"] = "0"
         if self.work_root is not None:
             self.work_root.mkdir(parents=True, exist_ok=True)
             env["KUBESWEEP_WORK_DIR"] = tempfile.mkdtemp(prefix=f"{trial.id}-", dir=self.work_root)
-        pid = self._forks.spawn(env, str(sys_dir), str(output_dir / "keeper.stderr"))
+        pid = self._forks.spawn(env, str(sys_dir), str(output_dir / "keeper.stderr"), supervise)
         log.info(
-            "started keeper pid %d",
+            "started %s pid %d",
+            "keeper" if supervise is None else "supervisor",
             pid,
-            extra={"experiment_id": trial.experiment_id, "trial_id": trial.id},
+            extra={"experiment_id": exp_id, "trial_id": trial.id},
         )
         return _handle(pid)
+
+    def read_live_file(self, trial: TrialRecord, relpath: str) -> bytes | None:
+        """A running trial's file from its local work folder, when it runs on this host."""
+        if parse_handle(trial.job) is None:
+            return None
+        own = f"{layout.ATTEMPTS}/{trial.attempt}/"
+        if relpath.startswith(own):
+            relpath = relpath[len(own) :]
+        if relpath != PARAMETER_FILE and not relpath.startswith("output/"):
+            return None
+        path = self.attempt_dir(trial.experiment_id, trial.id, trial.attempt) / relpath
+        try:
+            return path.read_bytes()
+        except OSError:
+            return None  # not on this host's disk (mounted storage, or already uploaded)
+
+    def cleanup_experiment(self, exp_id: str, spec: ExperimentSpec) -> None:
+        # Trial folders are removed by their supervisors once uploaded; only the mirror here.
+        self.cache.remove(exp_id)
 
     def cancel(self, trial: TrialRecord) -> None:
         parsed = parse_handle(trial.job)

@@ -64,6 +64,7 @@ class AzureFileStorage(RemoteTreeStorage):
         backoff_s: float = 0.5,
         upload_workers: int = 4,
         timeout_s: float = 60.0,
+        account_key: SecretStr | None = None,
     ) -> None:
         self.account_name = account_name
         self.share = share
@@ -77,7 +78,8 @@ class AzureFileStorage(RemoteTreeStorage):
         self._credential = credential
         self._ca_bundle = ca_bundle
         self._timeout_s = int(timeout_s)
-        self._key: SecretStr | None = None
+        # Given by a handoff (a trial's supervisor); else read from Key Vault on first use.
+        self._key: SecretStr | None = account_key
         self._share: ShareClient | None = None
         self._lock = threading.RLock()
 
@@ -255,6 +257,37 @@ class AzureFileStorage(RemoteTreeStorage):
     def url(self, path: str) -> str:
         rel = check_relpath(path)
         return f"https://{self.account_name}.file.core.windows.net/{self.share}/{rel}"
+
+    def handoff(self) -> dict[str, Any]:
+        """Includes the account key (the receiver must not read Key Vault again)."""
+        return {
+            "kind": self.name,
+            "account_name": self.account_name,
+            "share": self.share,
+            "key_vault_name": self.key_vault_name,
+            "key_vault_key": self.key_vault_key,
+            "upload_retry_count": self.retry.attempts - 1,
+            "account_url": self.account_url,
+            "vault_url": self.vault_url,
+            "ca_bundle": self._ca_bundle,
+            "backoff_s": self.retry.backoff_s,
+            "account_key": self._account_key().get_secret_value(),
+        }
+
+    @classmethod
+    def from_handoff(cls, options: dict[str, Any]) -> AzureFileStorage:
+        return cls(
+            options["account_name"],
+            options["share"],
+            options["key_vault_name"],
+            options["key_vault_key"],
+            upload_retry_count=options["upload_retry_count"],
+            account_url=options["account_url"],
+            vault_url=options["vault_url"],
+            ca_bundle=options["ca_bundle"],
+            backoff_s=options["backoff_s"],
+            account_key=SecretStr(options["account_key"]),
+        )
 
     def kubernetes_secret_data(self) -> dict[str, str]:
         """The ``azureFile`` volume Secret's data (plain strings; the caller encodes them)."""

@@ -6,6 +6,7 @@ import secrets
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from kubesweep.errors import ConfigError, KubesweepError
 
@@ -82,6 +83,14 @@ class StorageBackend(ABC):
     def local_path(self, path: str) -> Path | None:
         """Where processes on this machine see ``path``, if they can (mounted storage)."""
         return None
+
+    def handoff(self) -> dict[str, Any]:
+        """JSON-able options that rebuild this backend in another process (`restore_storage`).
+
+        A local trial's supervisor uploads its outputs with them. They may hold a credential
+        (the Azure account key): pass them over a pipe, never log them or put them in an
+        environment or on a command line."""
+        raise NotImplementedError(f"the {self.name} backend cannot be handed to another process")
 
     def describe(self) -> str:
         """Where this backend writes, for error messages (never a secret)."""

@@ -7,6 +7,7 @@ import os
 import shutil
 import uuid
 from pathlib import Path
+from typing import Any
 
 from kubesweep.errors import NotFoundError
 from kubesweep_dispatcher.storage.base import FileInfo, StorageBackend, check_relpath, is_visible
@@ -72,3 +73,10 @@ class MountedStorage(StorageBackend):
 
     def local_path(self, path: str) -> Path:
         return self._path(path)
+
+    def handoff(self) -> dict[str, Any]:
+        return {"kind": self.name, "root": str(self.root)}
+
+    @classmethod
+    def from_handoff(cls, options: dict[str, Any]) -> MountedStorage:
+        return cls(Path(options["root"]))

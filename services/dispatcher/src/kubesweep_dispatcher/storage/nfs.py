@@ -7,11 +7,12 @@ trial pods mount the same export natively with an ``nfs:`` volume.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import nfs_rs
 
@@ -232,3 +233,27 @@ class NfsStorage(RemoteTreeStorage):
 
     def url(self, path: str) -> str:
         return f"nfs://{self.server}{self.export.rstrip('/')}/{check_relpath(path)}"
+
+    def handoff(self) -> dict[str, Any]:
+        return {
+            "kind": self.name,
+            "server": self.server,
+            "export": self.export,
+            "port": self.port,
+            "version": self.version,
+            "retry": dataclasses.asdict(self.retry),
+            "connect_timeout_s": self.connect_timeout_s,
+            "operation_timeout_s": self.operation_timeout_s,
+        }
+
+    @classmethod
+    def from_handoff(cls, options: dict[str, Any]) -> NfsStorage:
+        return cls(
+            options["server"],
+            options["export"],
+            port=options["port"],
+            version=options["version"],
+            retry=RetryPolicy(**options["retry"]),
+            connect_timeout_s=options["connect_timeout_s"],
+            operation_timeout_s=options["operation_timeout_s"],
+        )

@@ -33,6 +33,18 @@ def create_storage(name: str, **options: Any) -> StorageBackend:
     return _REGISTRY[name](**options)
 
 
+def restore_storage(options: dict[str, Any]) -> StorageBackend:
+    """The backend `StorageBackend.handoff` described, in this process."""
+    _load_builtins()
+    kind = options["kind"]
+    factory = _REGISTRY[kind]
+    restore = getattr(factory, "from_handoff", None)
+    if restore is None:
+        raise ConfigError(f"the {kind} backend cannot be rebuilt from a handoff", field="storage")
+    backend: StorageBackend = restore(options)
+    return backend
+
+
 def available_storages() -> list[str]:
     """The registered backends (importing the built-ins, whose SDKs take a while)."""
     _load_builtins()
