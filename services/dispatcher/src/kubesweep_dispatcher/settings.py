@@ -29,6 +29,10 @@ class DispatcherSettings(SigningSettings):
     max_code_files: int = Field(default=2000, description="code directory file limit (NNI's)")
     max_code_mb: int = Field(default=300, description="code directory size limit in MB (NNI's)")
     worker_concurrency: int = Field(default=8, description="Celery worker threads")
+    tuner_allow_custom_algorithms: bool = Field(
+        default=False,
+        description="accept codeDir/className tuners and assessors (the tuner runs user code)",
+    )
     work_root: Path | None = Field(
         default=None, description="where local trials copy their code; a temp dir when unset"
     )

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from kubesweep.config import ExperimentSpec
+from kubesweep.config.extension import objectives_of
 from kubesweep.errors import ConfigError
 from kubesweep.messaging import (
     ACTIVE_TRIAL_STATUSES,
@@ -25,9 +26,10 @@ from kubesweep.messaging import (
 )
 from kubesweep.store import Store, StreamEntry
 from kubesweep_tuner.algorithms.base import NoMoreTrials, NotReady, Tuner
-from kubesweep_tuner.algorithms.registry import create_tuner
+from kubesweep_tuner.algorithms.registry import accepted_args, create_tuner
 from kubesweep_tuner.assessors.base import Assessor, AssessResult
 from kubesweep_tuner.assessors.registry import create_assessor
+from kubesweep_tuner.custom import load_custom_assessor, load_custom_tuner
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +65,18 @@ class ExperimentRun:
     """Drives one experiment while this replica holds its lease."""
 
     def __init__(
-        self, store: Store, tasks: TaskSender, exp_id: str, owner: str, relaunch_after_s: float
+        self,
+        store: Store,
+        tasks: TaskSender,
+        exp_id: str,
+        owner: str,
+        relaunch_after_s: float,
+        *,
+        allow_custom: bool = False,
     ) -> None:
         self.store, self.tasks, self.id, self.owner = store, tasks, exp_id, owner
         self.relaunch_after_s = relaunch_after_s
+        self.allow_custom = allow_custom
         record = store.get_experiment(exp_id)
         self.created = record.created
         self.spec = ExperimentSpec.model_validate(record.spec)
@@ -79,11 +89,27 @@ class ExperimentRun:
         self.assessor = self._make_assessor()
         self._replaying = False
 
+    def _refuse_custom(self, role: str) -> None:
+        if not self.allow_custom:
+            raise ConfigError(
+                f"custom {role}s are disabled in this tuner deployment (they run user code "
+                "inside the tuner); set KUBESWEEP_TUNER_ALLOW_CUSTOM_ALGORITHMS=true to allow",
+                field=f"{role}.className",
+            )
+
     def _make_tuner(self) -> Tuner:
         algo = self.spec.tuner
+        objectives = objectives_of(self.spec.extension)
         if not algo.name:
-            raise ConfigError("custom tuners are not enabled in this deployment", field="tuner")
-        tuner = create_tuner(algo.name, dict(algo.class_args))
+            self._refuse_custom("tuner")
+            tuner = load_custom_tuner(algo)
+        else:
+            args = dict(algo.class_args)
+            if objectives and "optimize_mode" in accepted_args(algo.name):
+                args.setdefault("optimize_mode", objectives[0].direction)
+            tuner = create_tuner(algo.name, args)
+        if objectives:
+            tuner.set_objectives(objectives)
         tuner.update_search_space(self.spec.search_space)
         return tuner
 
@@ -92,9 +118,8 @@ class ExperimentRun:
         if algo is None:
             return None
         if not algo.name:
-            raise ConfigError(
-                "custom assessors are not enabled in this deployment", field="assessor"
-            )
+            self._refuse_custom("assessor")
+            return load_custom_assessor(algo)
         return create_assessor(algo.name, dict(algo.class_args))
 
     # applying the event log ----------------------------------------------------------------
@@ -291,18 +316,20 @@ class ExperimentRun:
         limit = self.spec.max_experiment_duration
         return limit is not None and time.time() - self.created > limit
 
+    def cancel(self, trial_id: str, message: str) -> None:
+        """Cancel an active trial as SYS_CANCELED (experiment deadline or failure)."""
+        if self.store.transition_trial(
+            self.id,
+            trial_id,
+            TrialStatus.SYS_CANCELED,
+            allowed_from=ACTIVE_TRIAL_STATUSES,
+            fields={"message": message},
+        ):
+            self.tasks.send_task(CANCEL_TRIAL_TASK, args=[self.id, trial_id], queue=DISPATCH_QUEUE)
+
     def _finish_at_deadline(self) -> None:
         for trial_id in self.active:
-            if self.store.transition_trial(
-                self.id,
-                trial_id,
-                TrialStatus.SYS_CANCELED,
-                allowed_from=ACTIVE_TRIAL_STATUSES,
-                fields={"message": "maxExecDuration reached"},
-            ):
-                self.tasks.send_task(
-                    CANCEL_TRIAL_TASK, args=[self.id, trial_id], queue=DISPATCH_QUEUE
-                )
+            self.cancel(trial_id, "maxExecDuration reached")
         self._done("maxExecDuration reached")
 
     def _finish_when_drained(self, status: ExperimentStatus) -> None:

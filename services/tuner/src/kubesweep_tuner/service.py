@@ -13,6 +13,7 @@ import uuid
 from kubesweep.errors import ConfigError
 from kubesweep.messaging import ExperimentStatus
 from kubesweep.store import Store
+from kubesweep_tuner.custom import CustomAlgorithmError
 from kubesweep_tuner.experiment import ExperimentRun, TaskSender
 from kubesweep_tuner.settings import TunerSettings
 
@@ -55,14 +56,37 @@ class TunerService:
         )
         for exp_id, entry in entries:
             if exp_id in self.runs:
-                self.runs[exp_id].apply(entry)
+                try:
+                    self.runs[exp_id].apply(entry)
+                except CustomAlgorithmError as exc:
+                    self._fail(exp_id, exc)
         if submitted is not None:
             self._submissions = submitted
             self._scan()
         for exp_id, run in list(self.runs.items()):
-            run.tick()
+            try:
+                run.tick()
+            except CustomAlgorithmError as exc:
+                self._fail(exp_id, exc)
+                continue
             if run.finished:
                 self._drop(exp_id)
+
+    def _fail(self, exp_id: str, exc: Exception) -> None:
+        """End an experiment whose custom algorithm raised; other experiments go on."""
+        log.error("custom algorithm failed: %s", exc, extra={"experiment_id": exp_id})
+        self.store.transition_experiment(
+            exp_id,
+            ExperimentStatus.ERROR,
+            event_type="experiment.failed",
+            message=str(exc),
+            allowed_from=[s for s in ExperimentStatus if not s.is_terminal],
+        )
+        run = self.runs.get(exp_id)
+        if run is not None:
+            for trial_id in run.active:
+                run.cancel(trial_id, "the custom algorithm failed")
+        self._drop(exp_id)
 
     def _scan(self) -> None:
         candidates = [e for e in self.store.list_experiment_ids() if e not in self.runs]
@@ -76,9 +100,14 @@ class TunerService:
     def _adopt(self, exp_id: str) -> None:
         try:
             run = ExperimentRun(
-                self.store, self.tasks, exp_id, self.owner, self.settings.tuner_relaunch_after_s
+                self.store,
+                self.tasks,
+                exp_id,
+                self.owner,
+                self.settings.tuner_relaunch_after_s,
+                allow_custom=self.settings.tuner_allow_custom_algorithms,
             )
-        except ConfigError as exc:
+        except (ConfigError, CustomAlgorithmError) as exc:
             self.store.transition_experiment(
                 exp_id, ExperimentStatus.ERROR, event_type="experiment.failed", message=str(exc)
             )
@@ -91,8 +120,12 @@ class TunerService:
         while entries := self.store.read_events(exp_id, after, count=1000):
             history.extend(entries)
             after = entries[-1].id
-        run.replay(history)
         self.runs[exp_id] = run
+        try:
+            run.replay(history)
+        except CustomAlgorithmError as exc:
+            self._fail(exp_id, exc)
+            return
         log.info("took over experiment", extra={"experiment_id": exp_id})
 
     def _renew(self) -> None:

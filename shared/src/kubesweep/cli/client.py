@@ -13,7 +13,9 @@ import requests
 
 from kubesweep.codearchive import Limits, pack
 from kubesweep.config import load_config_file
+from kubesweep.config.custom import pack_algorithm_code
 from kubesweep.errors import ConfigError, KubesweepError, NotFoundError, TransientError
+from kubesweep.importdata import load_results_file
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 
@@ -87,15 +89,30 @@ class ApiClient:
             raise ApiError(response.status_code, message, field)
         return response.text if raw else response.json()
 
-    def submit(self, config_path: Path, limits: Limits | None = None) -> str:
-        """Validate the config locally, pack its code directory and post the experiment."""
+    def submit(
+        self,
+        config_path: Path,
+        limits: Limits | None = None,
+        *,
+        import_file: Path | None = None,
+    ) -> str:
+        """Validate the config locally, pack its code directory and post the experiment.
+
+        ``import_file`` (NNI/kubesweep export, JSON or CSV) warm-starts the tuner: the
+        results reach it before its first suggestion."""
         spec = load_config_file(config_path)
+        imported = None
+        if import_file is not None:
+            imported = load_results_file(import_file, list(spec.search_space))
         code_dir = Path(spec.trial_code_directory)
         if not code_dir.is_dir():
             raise ConfigError(
                 f"{code_dir} does not exist or is not a folder", field="trialCodeDirectory"
             )
         archive, _ = pack(code_dir, limits or Limits())
+        files = {"code": ("code.tar.gz", archive, "application/gzip")}
+        for role, algorithm_code in pack_algorithm_code(spec).items():
+            files[f"{role}_code"] = (f"{role}.tar.gz", algorithm_code, "application/gzip")
         reply = self._request(
             "POST",
             "/api/v1/experiments",
@@ -103,8 +120,9 @@ class ApiClient:
                 "config": config_path.read_text(encoding="utf-8"),
                 "config_name": config_path.name,
                 "search_space": json.dumps(spec.search_space),
+                **({"import": json.dumps(imported)} if imported is not None else {}),
             },
-            files={"code": ("code.tar.gz", archive, "application/gzip")},
+            files=files,
         )
         return str(reply["experiment_id"])
 

@@ -13,6 +13,7 @@ from rich.console import Console
 from kubesweep.cli import render
 from kubesweep.cli.client import ApiClient
 from kubesweep.errors import ConfigError, NotFoundError
+from kubesweep.importdata import load_results_file
 
 EXIT_OK, EXIT_FAILED = 0, 1
 console = Console()
@@ -124,11 +125,11 @@ def cmd_experiment_export(args: argparse.Namespace) -> int:
 
 
 def cmd_experiment_import(args: argparse.Namespace) -> int:
-    try:
-        rows = json.loads(Path(args.filename).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"cannot read {args.filename}: {exc}", field="filename") from exc
-    reply = client_for(args).import_results(args.id, rows)
+    client = client_for(args)
+    # JSON or CSV (NNI's or kubesweep's export); CSV columns are told apart by the space.
+    space = client.experiment(args.id).get("spec", {}).get("search_space", {})
+    rows = load_results_file(Path(args.filename), list(space))
+    reply = client.import_results(args.id, rows)
     console.print(f"imported {reply['imported']} results into {reply['experiment_id']}")
     return EXIT_OK
 

@@ -19,8 +19,10 @@ from kubesweep.cli.client import ApiClient, ApiError, connection_file, state_dir
 from kubesweep.cli.embedded import EmbeddedStack
 from kubesweep.config import load_config_file
 from kubesweep.errors import ConfigError, KubesweepError, NotFoundError
+from kubesweep.importdata import load_results_file
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+_IMPORT_HELP = "warm start: earlier results (an NNI or kubesweep export, JSON or CSV)"
 FINAL_STATUSES = {"DONE", "STOPPED", "ERROR"}
 console = Console()
 err_console = Console(stderr=True)
@@ -56,14 +58,16 @@ def summarise(client: ApiClient, exp: dict[str, Any]) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     workdir = Path(args.workdir).expanduser() if args.workdir else state_dir() / "embedded"
     config = Path(args.config)
-    # Refuse a bad config before paying for the stack's start-up.
-    load_config_file(config)
+    # Refuse a bad config (or import file) before paying for the stack's start-up.
+    spec = load_config_file(config)
+    if args.import_file:
+        load_results_file(Path(args.import_file), list(spec.search_space))
     with EmbeddedStack(workdir) as stack:
         client = ApiClient(stack.api_url, stack.api_token)
         write_connection(stack.api_url, stack.api_token)
         exp_id: str | None = None
         try:
-            exp_id = client.submit(config)
+            exp_id = client.submit(config, import_file=_import_path(args))
             console.print(f"experiment [bold]{exp_id}[/] submitted; logs in {stack.log_dir}")
             exp = follow(client, exp_id)
             code = summarise(client, exp)
@@ -96,9 +100,13 @@ def keep_serving(stack: EmbeddedStack) -> None:
         signal.signal(signal.SIGTERM, previous)
 
 
+def _import_path(args: argparse.Namespace) -> Path | None:
+    return Path(args.import_file) if args.import_file else None
+
+
 def cmd_create(args: argparse.Namespace) -> int:
     client = commands.client_for(args)
-    exp_id = client.submit(Path(args.config))
+    exp_id = client.submit(Path(args.config), import_file=_import_path(args))
     console.print(f"experiment [bold]{exp_id}[/] created at {client.url}")
     if args.foreground:
         return summarise(client, follow(client, exp_id))
@@ -126,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = _add(sub, "run", cmd_run, "run an experiment on the embedded default (this machine)")
     run.add_argument("config", help="NNI v1 or v2 experiment config (YAML)")
     run.add_argument("--workdir", help="where storage and logs go (default ~/.kubesweep/embedded)")
+    run.add_argument("--import", dest="import_file", help=_IMPORT_HELP)
     run.add_argument(
         "--keep",
         action="store_true",
@@ -134,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     create = _add(sub, "create", cmd_create, "post an experiment to a running dispatcher API")
     create.add_argument("--config", "-c", required=True)
     create.add_argument("--foreground", "-f", action="store_true", help="follow until it ends")
+    create.add_argument("--import", dest="import_file", help=_IMPORT_HELP)
     _add(sub, "resume", commands.cmd_resume, "continue a stopped experiment").add_argument("id")
     _add(sub, "view", commands.cmd_view, "show an experiment and its trials").add_argument("id")
     stop = _add(sub, "stop", commands.cmd_stop, "stop an experiment (or --all)")

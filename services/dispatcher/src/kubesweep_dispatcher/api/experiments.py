@@ -11,16 +11,20 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from kubesweep.config import ExperimentSpec, parse_config
+from kubesweep.config.custom import attach_algorithm_code, public_spec
+from kubesweep.config.extension import objectives_of
 from kubesweep.errors import ConfigError
+from kubesweep.importdata import clean_rows
 from kubesweep.messaging import (
     ACTIVE_TRIAL_STATUSES,
     CANCEL_TRIAL_TASK,
     CLEANUP_EXPERIMENT_TASK,
+    Event,
     ExperimentStatus,
     TrialStatus,
 )
 from kubesweep.records import ExperimentRecord
-from kubesweep.results import best, optimize_mode
+from kubesweep.results import best, optimize_mode, pareto_front
 from kubesweep.searchspace import validate_search_space
 from kubesweep.store import new_id
 from kubesweep_dispatcher.api.common import known_id, send
@@ -44,6 +48,17 @@ def _form_text(name: str) -> str | None:
         return data.decode("utf-8", errors="replace")
     value: str | None = request.form.get(name)
     return value
+
+
+def _read_imports() -> list[dict[str, Any]]:
+    """Warm-start results sent with the submission (form field 'import', JSON rows)."""
+    raw = _form_text("import")
+    if not raw:
+        return []
+    try:
+        return clean_rows(json.loads(raw))
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"not valid JSON: {exc.msg}", field="import") from exc
 
 
 def _read_submission() -> tuple[ExperimentSpec, bytes]:
@@ -76,6 +91,15 @@ def _read_submission() -> tuple[ExperimentSpec, bytes]:
     code = request.files.get("code")
     if code is None:
         raise ConfigError("the request needs the code archive (file field 'code')", field="code")
+    # Custom tuner/assessor code travels in the spec: the tuner cannot read the user's disk.
+    algorithm_code = {
+        role: upload.read()
+        for role in ("tuner", "assessor")
+        if (upload := request.files.get(f"{role}_code")) is not None
+    }
+    spec = attach_algorithm_code(
+        spec, algorithm_code, allowed=_ctx().settings.tuner_allow_custom_algorithms
+    )
     return spec, code.read()
 
 
@@ -112,6 +136,7 @@ def create_experiment() -> tuple[Response, int]:
     # Refuse bad storage settings (wrong key, missing secret, unreachable server) now,
     # before anything is staged or recorded, rather than in every trial later.
     storage.check()
+    imported = _read_imports()
     staged = stage_experiment(storage, exp_id, archive, ctx.limits)
     now = time.time()
     record = ExperimentRecord(
@@ -122,6 +147,12 @@ def create_experiment() -> tuple[Response, int]:
         updated=now,
         code_sha256=staged.sha256,
     )
+    if imported:
+        # Logged before the experiment exists for tuners, so the results reach the
+        # tuner before its first suggestion (and again on every replay).
+        ctx.store.append_event(
+            Event(type="experiment.imported", experiment_id=exp_id, payload={"data": imported})
+        )
     ctx.store.create_experiment(record)
     log.info("experiment created (%s)", spec.name, extra={"experiment_id": exp_id})
     return jsonify({"experiment_id": exp_id, "status": record.status.value}), 201
@@ -137,7 +168,19 @@ def list_experiments() -> Response:
 @bp.get("/experiments/<exp_id>")
 def show_experiment(exp_id: str) -> Response:
     record = _ctx().store.get_experiment(known_id(exp_id, "experiment"))
-    return jsonify({**_summary(record), "spec": record.spec, "code_sha256": record.code_sha256})
+    extra: dict[str, Any] = {}
+    objectives = objectives_of(record.spec.get("extension"))
+    if len(objectives) > 1:  # multi-objective: the trials no other trial beats everywhere
+        extra["objectives"] = [o.model_dump() for o in objectives]
+        extra["pareto_front"] = pareto_front(_ctx().store.list_trials(exp_id), objectives)
+    return jsonify(
+        {
+            **_summary(record),
+            **extra,
+            "spec": public_spec(record.spec),
+            "code_sha256": record.code_sha256,
+        }
+    )
 
 
 @bp.post("/experiments/<exp_id>/stop")

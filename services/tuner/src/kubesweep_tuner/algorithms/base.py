@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from enum import StrEnum
 from typing import Any, ClassVar
 
+from kubesweep.config.extension import Objective
 from kubesweep.errors import ConfigError, KubesweepError
+from kubesweep.results import objective_values
 
 __all__ = [
     "TRIAL_BUDGET",
@@ -149,6 +151,11 @@ class Tuner(ABC):
     budgeted: ClassVar[bool] = False
     """True when parameters carry `TRIAL_BUDGET` and the same configuration is re-proposed
     with a larger budget (Hyperband); such a tuner may raise `NotReady`."""
+    multi_objective: ClassVar[bool] = False
+    """True when the tuner optimises every objective of a multi-objective experiment
+    (`metric_to_losses`); the others optimise the first one (`metric_to_loss`)."""
+    objectives: tuple[Objective, ...] = ()
+    """The experiment's named objectives (``kubesweep: {objectives: ...}``), if any."""
 
     def __init__(self, *, optimize_mode: str = "minimize", seed: int | None = None) -> None:
         """Validate and store the arguments every tuner shares.
@@ -163,10 +170,41 @@ class Tuner(ABC):
             seed = int(check_number("seed", seed, integer=True, minimum=0, maximum=2**32 - 1))
         self.seed = seed
 
+    def set_objectives(self, objectives: Sequence[Objective]) -> None:
+        """Adopt the experiment's named objectives; called before `update_search_space`.
+
+        The first objective's direction becomes ``optimize_mode`` (the config loader has
+        already refused a contradicting classArg).
+        """
+        self.objectives = tuple(objectives)
+        if self.objectives:
+            self.optimize_mode = OptimizeMode(self.objectives[0].direction)
+
     def metric_to_loss(self, value: float | dict[str, Any]) -> float:
-        """The reported metric as a loss to minimise (negated when maximising)."""
-        scalar = metric_to_scalar(value)
+        """The reported metric as a loss to minimise (negated when maximising): the
+        ``default`` value, or the first objective's when objectives are named."""
+        if self.objectives:
+            found = objective_values(value, self.objectives[:1])
+            if found is None:
+                raise ValueError(f"metric has no numeric {self.objectives[0].name!r}: {value!r}")
+            scalar = found[0]
+        else:
+            scalar = metric_to_scalar(value)
         return -scalar if self.optimize_mode is OptimizeMode.MAXIMIZE else scalar
+
+    def metric_to_losses(self, value: float | dict[str, Any]) -> list[float]:
+        """Every objective's loss (negated where maximised); without named objectives,
+        the one-element `metric_to_loss`. `ValueError` when an objective is missing."""
+        if not self.objectives:
+            return [self.metric_to_loss(value)]
+        found = objective_values(value, self.objectives)
+        if found is None:
+            names = ", ".join(o.name for o in self.objectives)
+            raise ValueError(f"metric lacks a numeric value for one of {names}: {value!r}")
+        return [
+            -v if o.direction == OptimizeMode.MAXIMIZE.value else v
+            for o, v in zip(self.objectives, found, strict=True)
+        ]
 
     @abstractmethod
     def update_search_space(self, search_space: dict[str, Any]) -> None:

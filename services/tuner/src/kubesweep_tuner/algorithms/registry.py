@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from kubesweep.errors import ConfigError
 from kubesweep_tuner.algorithms.base import Tuner, class_arg_field
 
-__all__ = ["available", "create_tuner", "register", "resolve"]
+__all__ = ["accepted_args", "available", "create_tuner", "register", "resolve"]
 
 _BUILTIN_MODULES = (
     "kubesweep_tuner.algorithms.hyperopt_tuners",
@@ -24,6 +24,7 @@ _BUILTIN_MODULES = (
     "kubesweep_tuner.algorithms.grid_batch",
     "kubesweep_tuner.algorithms.evolution",
     "kubesweep_tuner.algorithms.hyperband",
+    "kubesweep_tuner.algorithms.optuna_tuners",
 )
 
 T = TypeVar("T", bound=type[Tuner])
@@ -75,6 +76,11 @@ def resolve(name: str) -> type[Tuner]:
             field="tuner.name",
         )
     return _canonical[canonical]
+
+
+def accepted_args(name: str) -> set[str]:
+    """The classArgs the tuner registered as ``name`` declares."""
+    return _accepted_args(resolve(name))[0]
 
 
 def _accepted_args(cls: type[Tuner]) -> tuple[set[str], bool]:
