@@ -39,7 +39,7 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet."""
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         query = parse_qs(urlsplit(self.path).query)
         if self.headers.get("X-IDENTITY-HEADER") != HEADER or "resource" not in query:
             self._reply(400, {"error": "invalid_request"})

@@ -122,9 +122,9 @@ class KeptRun:
 def kept_run(config: Path, tmp_path: Path, env: dict[str, str]) -> Iterator[KeptRun]:
     env = dict(env, KUBESWEEP_HOME=str(tmp_path / "home"))
     workdir = tmp_path / "stack"
+    argv = ["run", "--keep", "--workdir", str(workdir), str(config)]
     process = subprocess.Popen(
-        [sys.executable, "-m", "kubesweep.cli.main", "run", "--keep", "--workdir", str(workdir)]
-        + [str(config)],
+        [sys.executable, "-m", "kubesweep.cli.main", *argv],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -225,7 +225,8 @@ def test_run_on_azure_reaches_done_and_the_key_never_leaves(tmp_path: Path) -> N
             ]
             dump = run.redis_dump()
         failed = [r for r in files.requests if r[2] == 503]
-        assert len(failed) == 2 and all("/trials/" in r[1] for r in failed), failed
+        assert len(failed) == 2, failed
+        assert all("/trials/" in r[1] for r in failed), failed
         assert run.exp_id in dump
         assert DEV_KEY not in dump
         assert DEV_KEY not in "".join(answers) + run.output
@@ -257,7 +258,7 @@ def _wait(what: str, probe: Callable[[], Any], timeout: float = 60) -> Any:
     while time.monotonic() < deadline:
         try:
             found = probe()
-        except Exception:  # noqa: BLE001 - e.g. a file not written yet
+        except Exception:  # e.g. a file not written yet
             found = None
         if found:
             return found
