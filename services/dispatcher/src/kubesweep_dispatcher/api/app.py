@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import redis
 from celery import Celery
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
@@ -15,14 +16,18 @@ from kubesweep_dispatcher.api.auth import token_matches
 from kubesweep_dispatcher.api.events import bp as events_bp
 from kubesweep_dispatcher.api.experiments import bp as experiments_bp
 from kubesweep_dispatcher.api.manage import bp as manage_bp
+from kubesweep_dispatcher.api.openapi import OPENAPI_PATH
+from kubesweep_dispatcher.api.openapi import bp as openapi_bp
 from kubesweep_dispatcher.api.trials import bp as trials_bp
 from kubesweep_dispatcher.context import DispatcherContext
+from kubesweep_dispatcher.webui import bp as webui_bp
 
 log = logging.getLogger(__name__)
 
 
 def create_app(ctx: DispatcherContext, celery: Celery | None = None) -> Flask:
-    app = Flask("kubesweep_dispatcher")
+    # The web UI blueprint serves its own assets; no app-wide /static route.
+    app = Flask("kubesweep_dispatcher", static_folder=None)
     # The code archive is the largest part of a submission: NNI's limit plus headroom.
     app.config["MAX_CONTENT_LENGTH"] = ctx.settings.max_code_mb * 1024 * 1024 + 1024 * 1024
     app.extensions["kubesweep.ctx"] = ctx
@@ -31,14 +36,18 @@ def create_app(ctx: DispatcherContext, celery: Celery | None = None) -> Flask:
 
     @app.before_request
     def _authenticate() -> tuple[Response, int, dict[str, str]] | None:
-        if request.path.startswith("/api/") and not token_matches(request, token):
+        public = request.path == OPENAPI_PATH
+        if request.path.startswith("/api/") and not public and not token_matches(request, token):
             body = error_body("unauthorised", "a valid bearer token is required")
             return jsonify(body), 401, {"WWW-Authenticate": "Bearer"}
         return None
 
     @app.get("/healthz")
-    def _healthz() -> Response:
-        ctx.store.redis.ping()
+    def _healthz() -> Response | tuple[Response, int]:
+        try:
+            ctx.store.redis.ping()
+        except redis.RedisError:
+            return jsonify(error_body("unavailable", "Redis does not answer")), 503
         return jsonify({"status": "ok"})
 
     @app.errorhandler(KubesweepError)
@@ -53,6 +62,6 @@ def create_app(ctx: DispatcherContext, celery: Celery | None = None) -> Flask:
         code = (exc.name or "error").lower().replace(" ", "_")
         return jsonify(error_body(code, exc.description or exc.name)), exc.code or 500
 
-    for blueprint in (experiments_bp, trials_bp, manage_bp, events_bp):
+    for blueprint in (experiments_bp, trials_bp, manage_bp, events_bp, openapi_bp, webui_bp):
         app.register_blueprint(blueprint)
     return app

@@ -12,7 +12,13 @@ def token_matches(request: Request, expected: str | None) -> bool:
     if expected is None:
         return True
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(token.strip(), expected)
+    token = token.strip()
+    # An empty configured token must not let an empty header through.
+    return (
+        scheme.lower() == "bearer"
+        and bool(token and expected)
+        and hmac.compare_digest(token.encode(), expected.encode())
+    )
 
 
 def is_loopback(host: str) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -13,7 +14,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from kubesweep.config import ExperimentSpec, parse_config
 from kubesweep.config.custom import attach_algorithm_code, public_spec
 from kubesweep.config.extension import objectives_of
-from kubesweep.errors import ConfigError
+from kubesweep.errors import ConfigError, NotFoundError
 from kubesweep.importdata import clean_rows
 from kubesweep.messaging import (
     ACTIVE_TRIAL_STATUSES,
@@ -119,6 +120,7 @@ def _summary(record: ExperimentRecord) -> dict[str, Any]:
         "optimize_mode": mode,
         "max_trial_number": record.spec.get("max_trial_number"),
         "trial_concurrency": record.spec.get("trial_concurrency"),
+        "max_experiment_duration": record.spec.get("max_experiment_duration"),
         "trial_counts": dict(Counter(t.status.value for t in trials)),
         "best": None if top is None else {"trial_id": top.id, "value": top.default_metric},
     }
@@ -161,7 +163,11 @@ def create_experiment() -> tuple[Response, int]:
 @bp.get("/experiments")
 def list_experiments() -> Response:
     store = _ctx().store
-    records = [store.get_experiment(exp_id) for exp_id in store.list_experiment_ids()]
+    records = []
+    for exp_id in store.list_experiment_ids():
+        # An experiment deleted between the two reads is simply not listed.
+        with contextlib.suppress(NotFoundError):
+            records.append(store.get_experiment(exp_id))
     return jsonify({"experiments": [_summary(r) for r in reversed(records)]})
 
 

@@ -72,7 +72,11 @@ def update_experiment(exp_id: str) -> Response:
             f"the experiment already has {done} trials; choose at least {done}",
             field="max_trial_number",
         )
-    spec = ExperimentSpec.model_validate({**record.spec, **changes})
+    try:
+        spec = ExperimentSpec.model_validate({**record.spec, **changes})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ConfigError(first["msg"], field=".".join(str(p) for p in first["loc"])) from exc
     store.update_experiment_spec(exp_id, spec.model_dump(mode="json"), changes)
     return jsonify({"experiment_id": exp_id, "changes": changes})
 
