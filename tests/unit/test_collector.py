@@ -23,6 +23,7 @@ from kubesweep_collector.settings import CollectorSettings
 SIGNING_KEY = "collector-test-signing-key-5ecr3t"
 EXP = "exp1"
 MAX_BODY = 2048
+MAX_BATCH = 5
 
 
 @dataclass
@@ -70,6 +71,7 @@ def _settings(redis_url: str) -> CollectorSettings:
         signing_key=SIGNING_KEY,  # type: ignore[arg-type]
         redis_url=redis_url,
         collector_max_body_bytes=MAX_BODY,
+        collector_max_batch=MAX_BATCH,
     )
 
 
@@ -351,6 +353,70 @@ def test_bearer_scheme_is_case_insensitive(client: Client, trial: TrialRecord) -
     assert reply.status_code == 201
 
 
+# batches -------------------------------------------------------------------------------------
+
+
+def _batch(trial: TrialRecord) -> str:
+    return _metrics(trial) + "/batch"
+
+
+def _periodicals(*sequences: int) -> list[dict[str, Any]]:
+    return [{"type": "PERIODICAL", "sequence": s, "value": s / 10} for s in sequences]
+
+
+def test_batch_records_each_metric_once(client: Client, store: Store, trial: TrialRecord) -> None:
+    final = {"type": "FINAL", "sequence": 0, "value": 0.75}
+    body = {"attempt": 1, "metrics": [*_periodicals(0, 1, 2), final]}
+    first = client.post(_batch(trial), body, token=_token(trial))
+    assert (first.status_code, first.json()) == (201, {"accepted": 4, "duplicates": 0})
+    again = client.post(
+        _batch(trial), {"attempt": 1, "metrics": _periodicals(2, 3)}, token=_token(trial)
+    )
+    assert (again.status_code, again.json()) == (201, {"accepted": 1, "duplicates": 1})
+    same = client.post(
+        _batch(trial), {"attempt": 1, "metrics": _periodicals(3)}, token=_token(trial)
+    )
+    assert (same.status_code, same.json()) == (200, {"accepted": 0, "duplicates": 1})
+    recorded = store.get_trial(EXP, trial.id)
+    assert (recorded.intermediate_count, recorded.last_intermediate) == (4, 0.3)
+    assert recorded.final == 0.75
+    sequences = [
+        e.event.payload["sequence"]
+        for e in store.read_events(EXP)
+        if e.event.type.startswith("metric.")
+    ]
+    assert sequences == [0, 1, 2, 0, 3]  # in the batch's order; the final's sequence is 0
+
+
+@pytest.mark.parametrize(
+    ("metrics", "field"),
+    [
+        ([], "metrics"),
+        (_periodicals(*range(MAX_BATCH + 1)), "metrics"),
+        (
+            [*_periodicals(0), {"type": "PERIODICAL", "sequence": 1, "value": "x"}],
+            "metrics.1.value",
+        ),
+        ([{"type": "PERIODICAL", "sequence": 1, "value": 1, "attempt": 1}], "metrics.0.attempt"),
+    ],
+)
+def test_bad_batch_is_400_with_field_and_records_nothing(
+    client: Client, store: Store, trial: TrialRecord, metrics: list[dict[str, Any]], field: str
+) -> None:
+    reply = client.post(_batch(trial), {"attempt": 1, "metrics": metrics}, token=_token(trial))
+    assert reply.status_code == 400, reply.text
+    assert reply.json()["error"]["field"] == field
+    assert store.get_trial(EXP, trial.id).intermediate_count == 0
+
+
+def test_batch_needs_the_attempts_token(client: Client, store: Store, trial: TrialRecord) -> None:
+    body = {"attempt": 1, "metrics": _periodicals(0)}
+    assert client.post(_batch(trial), body, token=_token(trial, attempt=2)).status_code == 401
+    assert client.post(_batch(trial), body).status_code == 401
+    store.transition_trial(EXP, trial.id, TrialStatus.FAILED, allowed_from=[TrialStatus.WAITING])
+    assert client.post(_batch(trial), body, token=_token(trial)).status_code == 409
+
+
 # ids and limits ------------------------------------------------------------------------------
 
 
@@ -379,11 +445,14 @@ def test_invalid_ids_are_404_without_touching_redis(
 
 
 def test_valid_ids_do_reach_redis(no_redis_client: Client) -> None:
-    """The control for the test above: a well-formed request does need Redis."""
+    """The control for the test above: a well-formed request does need Redis, and without
+    it the keeper is told to come back (503 + Retry-After), not that the report is bad."""
     token = trial_token(SIGNING_KEY, "exp1", "t1", 1)
-    reply = no_redis_client.post("/api/v1/trials/exp1/t1/metrics", FINAL, token=token)
-    assert reply.status_code == 500
-    assert "error" in reply.json()
+    for kind, body in (("metrics", FINAL), ("status", {"attempt": 1, "status": "RUNNING"})):
+        reply = no_redis_client.post(f"/api/v1/trials/exp1/t1/{kind}", body, token=token)
+        assert reply.status_code == 503, reply.text
+        assert reply.headers["Retry-After"] == "1"
+        assert reply.json()["error"]["code"] == "unavailable"
 
 
 def test_body_over_the_limit_is_413_json(client: Client, store: Store, trial: TrialRecord) -> None:

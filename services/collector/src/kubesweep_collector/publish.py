@@ -1,28 +1,16 @@
-"""Turning accepted reports into store updates and stream events."""
+"""Turning accepted status reports into store updates and stream events (metrics: ``writer``)."""
 
 from __future__ import annotations
 
 from kubesweep.messaging import TrialStatus
 from kubesweep.store import Store
-from kubesweep_collector.reports import MetricReport, StatusReport
+from kubesweep_collector.reports import StatusReport
 
 _ALLOWED_FROM = {
     TrialStatus.RUNNING: (TrialStatus.WAITING,),
     TrialStatus.SUCCEEDED: (TrialStatus.WAITING, TrialStatus.RUNNING),
     TrialStatus.FAILED: (TrialStatus.WAITING, TrialStatus.RUNNING),
 }
-
-
-def publish_metric(store: Store, exp_id: str, trial_id: str, report: MetricReport) -> bool:
-    """Record the metric once; False when it was a duplicate."""
-    return store.record_metric(
-        exp_id,
-        trial_id,
-        attempt=report.attempt,
-        metric_type=report.type,
-        sequence=report.sequence,
-        value=report.value,
-    )
 
 
 def publish_status(store: Store, exp_id: str, trial_id: str, report: StatusReport) -> bool:

@@ -17,12 +17,24 @@ def _check_number(value: Any, where: str) -> None:
         raise ValueError(f"{where} must be finite, got {value}")
 
 
-class MetricReport(BaseModel):
+# Metrics are flat numbers or small dicts; a deeply nested value used to pass validation and
+# then fail to serialise (500) when the event was written.
+MAX_VALUE_DEPTH = 10
+
+
+def _depth(value: Any, limit: int) -> int:
+    """How deeply ``value`` nests, counting no further than ``limit + 1``."""
+    if limit < 0 or not isinstance(value, dict | list):
+        return 0
+    items = value.values() if isinstance(value, dict) else value
+    return 1 + max((_depth(item, limit - 1) for item in items), default=0)
+
+
+class MetricEntry(BaseModel):
     """One intermediate or final result: a number, or a dict with a numeric ``default``."""
 
     model_config = ConfigDict(extra="forbid")
 
-    attempt: int = Field(ge=1)
     type: MetricType
     sequence: int = Field(ge=0, le=10_000_000)
     value: float | dict[str, Any]
@@ -34,9 +46,28 @@ class MetricReport(BaseModel):
             if "default" not in value:
                 raise ValueError('a dict metric needs a numeric "default" key')
             _check_number(value["default"], 'value["default"]')
+            if _depth(value, MAX_VALUE_DEPTH) > MAX_VALUE_DEPTH:
+                raise ValueError(
+                    f"a dict metric may nest at most {MAX_VALUE_DEPTH} levels; report flat keys"
+                )
             return value
         _check_number(value, "value")
         return value
+
+
+class MetricReport(MetricEntry):
+    """One metric of one trial attempt."""
+
+    attempt: int = Field(ge=1)
+
+
+class MetricBatch(BaseModel):
+    """Several metrics of one trial attempt, recorded in one Redis call (in order)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    attempt: int = Field(ge=1)
+    metrics: list[MetricEntry] = Field(min_length=1)
 
 
 class StatusReport(BaseModel):

@@ -64,5 +64,5 @@ class MetricForwarder:
                 self._record.flush()
             except (OSError, ValueError) as exc:
                 self._log.error("cannot append to %s: %s", protocol.METRICS_FILE, exc)
-            self._sender.post(self._path, body)
+            self._sender.post(self._path, body, batchable=True)
             self.forwarded += 1

@@ -80,6 +80,11 @@ NNI_METRIC_PATTERN = r"NNISDK_MEb'(.*)'\s*$"
 # --- collector API ----------------------------------------------------------------------------
 METRICS_PATH = "/api/v1/trials/{experiment}/{trial}/metrics"
 STATUS_PATH = "/api/v1/trials/{experiment}/{trial}/status"
+# Several metrics of one attempt in one request: {"attempt": n, "metrics": [{type, sequence,
+# value}, ...]}. The keeper sends what queued up while the previous report was in flight.
+METRICS_BATCH_SUFFIX = "/batch"
+MAX_BATCH_METRICS = 100
+MAX_BATCH_CHARS = 32 * 1024
 STATUS_RUNNING = "RUNNING"
 STATUS_SUCCEEDED = "SUCCEEDED"
 STATUS_FAILED = "FAILED"

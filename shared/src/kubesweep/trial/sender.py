@@ -1,7 +1,9 @@
 """Delivering reports to the collector, in order, on a thread of their own.
 
 Reports go through one FIFO queue and one sender thread, so slow HTTP never blocks the pipe
-readers and a status report queued after the final metric is delivered after it.
+readers and a status report queued after the final metric is delivered after it. Metrics
+that queued up while an earlier report was in flight (a chatty trial, or a collector that
+answered 429 and was waited for) go together in one batch request.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import threading
 import time
 from typing import Any
 from urllib.parse import urlsplit
+
+from . import protocol
 
 _FIRST_DELAY = 0.2
 _MAX_DELAY = 5.0
@@ -33,7 +37,7 @@ class Sender:
         self._token = token
         self._timeout = timeout
         self._log = log
-        self._queue: queue.Queue[tuple[str, dict[str, Any]] | None] = queue.Queue()
+        self._queue: queue.Queue[tuple[str, dict[str, Any], bool] | None] = queue.Queue()
         self._drain_deadline: float | None = None
         self._thread = threading.Thread(target=self._run, name="kubesweep-sender", daemon=True)
         self.delivered = 0
@@ -43,10 +47,13 @@ class Sender:
     def start(self) -> None:
         self._thread.start()
 
-    def post(self, path: str, body: dict[str, Any]) -> None:
-        """Queue ``body`` for ``POST {collector}{path}``; a no-op without a collector."""
+    def post(self, path: str, body: dict[str, Any], *, batchable: bool = False) -> None:
+        """Queue ``body`` for ``POST {collector}{path}``; a no-op without a collector.
+
+        ``batchable`` marks a metric report: consecutive queued ones for the same path may go
+        together to ``path + METRICS_BATCH_SUFFIX``."""
         if self._base is not None:
-            self._queue.put((path, body))
+            self._queue.put((path, body, batchable))
 
     def close(self, drain_seconds: float) -> bool:
         """Deliver what is queued within ``drain_seconds``; True when the queue emptied."""
@@ -58,15 +65,56 @@ class Sender:
         return not self._thread.is_alive()
 
     def _run(self) -> None:
+        # An item taken from the queue while gathering a batch, to be handled next (it may
+        # be the closing None, hence the list).
+        held: list[tuple[str, dict[str, Any], bool] | None] = []
         while True:
-            item = self._queue.get()
+            item = held.pop() if held else self._queue.get()
             if item is None:
                 return
-            path, body = item
-            if self._deliver(path, body):
-                self.delivered += 1
+            path, body, batchable = item
+            bodies = [body]
+            if batchable:
+                held = self._gather(path, bodies)
+            if len(bodies) == 1:
+                ok = self._deliver(path, body)
             else:
-                self.dropped += 1
+                ok = self._deliver_batch(path, bodies)
+            if ok:
+                self.delivered += len(bodies)
+            else:
+                self.dropped += len(bodies)
+
+    def _gather(
+        self, path: str, bodies: list[dict[str, Any]]
+    ) -> list[tuple[str, dict[str, Any], bool] | None]:
+        """Add the metrics queued right behind ``bodies[0]`` for the same path and attempt;
+        returns ``[the first queued item that does not belong]`` or ``[]``."""
+        chars = len(json.dumps(bodies[0]))
+        while len(bodies) < protocol.MAX_BATCH_METRICS:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return []
+            if item is None or not item[2] or item[0] != path:
+                return [item]
+            body = item[1]
+            chars += len(json.dumps(body))
+            if body.get("attempt") != bodies[0].get("attempt") or chars > protocol.MAX_BATCH_CHARS:
+                return [item]
+            bodies.append(body)
+        return []
+
+    def _deliver_batch(self, path: str, bodies: list[dict[str, Any]]) -> bool:
+        batch = {
+            "attempt": bodies[0].get("attempt"),
+            "metrics": [{k: v for k, v in b.items() if k != "attempt"} for b in bodies],
+        }
+        outcome = self._deliver(path + protocol.METRICS_BATCH_SUFFIX, batch, quiet_404=True)
+        if outcome is not None:
+            return outcome
+        # A collector without the batch endpoint (older, mid-upgrade): one by one.
+        return all([self._deliver(path, body) for body in bodies])
 
     def _deadline(self) -> float:
         deadline = time.monotonic() + self._timeout
@@ -74,7 +122,8 @@ class Sender:
             deadline = min(deadline, self._drain_deadline)
         return deadline
 
-    def _deliver(self, path: str, body: dict[str, Any]) -> bool:
+    def _deliver(self, path: str, body: dict[str, Any], quiet_404: bool = False) -> bool | None:
+        """True once delivered, False when given up on; None for a 404 if ``quiet_404``."""
         url = f"{self._base}{path}"
         data = json.dumps(body, allow_nan=False).encode("utf-8")
         deadline = self._deadline()
@@ -85,6 +134,8 @@ class Sender:
             retry_after, problem = self._attempt(url, data)
             if problem is None:
                 return True
+            if quiet_404 and problem.startswith(("HTTP 404", "HTTP 405")):
+                return None
             if retry_after is None:
                 self._log.error("report to %s refused, dropped: %s", path, problem)
                 return False
