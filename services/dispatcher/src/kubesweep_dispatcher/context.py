@@ -99,7 +99,8 @@ class DispatcherContext:
                 options = {
                     "work_root": self.settings.work_root,
                     # Mirrors and work folders of local trials on remote storage.
-                    "state_root": self.settings.storage_root.parent / "local-trials",
+                    "state_root": self.settings.work_root
+                    or self.settings.storage_root.parent / "local-trials",
                 }
             elif name == "kubeflow":
                 options = {
