@@ -22,6 +22,10 @@ import pathspec
 from kubesweep.errors import ConfigError
 
 IGNORE_FILE = ".nniignore"
+# Deeper paths exist in no real code directory; extracting one recursed past Python's limit
+# (os.makedirs) and left a half-made tree behind.
+MAX_PATH_PARTS = 64
+MAX_PATH_CHARS = 1024
 IgnoreSpec = pathspec.PathSpec[Any]
 ALWAYS_IGNORED = (".git/", "__pycache__/", "*.pyc", ".nniignore")
 
@@ -139,6 +143,12 @@ def _safe_member(member: tarfile.TarInfo) -> PurePosixPath:
     path = PurePosixPath(member.name)
     if path.is_absolute() or ".." in path.parts or not path.parts:
         raise ConfigError(f"archive entry {member.name!r} escapes the code directory", field="code")
+    if len(path.parts) > MAX_PATH_PARTS or len(member.name) > MAX_PATH_CHARS:
+        raise ConfigError(
+            f"archive entry {member.name[:80]!r}... is nested too deeply (at most "
+            f"{MAX_PATH_PARTS} levels and {MAX_PATH_CHARS} characters); flatten the code directory",
+            field="code",
+        )
     if member.islnk():
         raise ConfigError(
             f"archive entry {member.name!r} is a hard link; not allowed", field="code"

@@ -26,6 +26,8 @@ SEARCH_SPACE_TYPES: tuple[str, ...] = ("choice", "randint", *_TWO_NUMBER_TYPES, 
 """Every ``_type`` NNI defines."""
 
 _EXAMPLE = '{"lr": {"_type": "loguniform", "_value": [0.0001, 0.1]}}'
+# Nested choices (sub-spaces) inside nested choices; every consumer recurses per level.
+MAX_NESTING = 16
 
 
 def validate_search_space(raw: object, *, field: str = "searchSpace") -> dict[str, Any]:
@@ -71,6 +73,8 @@ def load_search_space_file(path: Path, *, field: str = "searchSpaceFile") -> dic
         ) from exc
     try:
         data = json.loads(text)
+    except RecursionError:
+        raise ConfigError(f"{path.name} is nested too deeply to parse", field=field) from None
     except json.JSONDecodeError as exc:
         raise ConfigError(
             f"{path.name} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}; "
@@ -81,16 +85,21 @@ def load_search_space_file(path: Path, *, field: str = "searchSpaceFile") -> dic
     return validate_search_space(data)
 
 
-def _validate_space(space: dict[Any, Any], path: str) -> None:
+def _validate_space(space: dict[Any, Any], path: str, depth: int = 0) -> None:
+    if depth > MAX_NESTING:
+        raise ConfigError(
+            f"nested choices go deeper than {MAX_NESTING} levels; flatten the search space",
+            field=path,
+        )
     for name, spec in space.items():
         if not isinstance(name, str) or not name:
             raise ConfigError(
                 f"parameter names must be non-empty strings, got {name!r}", field=path
             )
-        _validate_parameter(spec, f"{path}.{name}")
+        _validate_parameter(spec, f"{path}.{name}", depth)
 
 
-def _validate_parameter(spec: object, path: str) -> None:
+def _validate_parameter(spec: object, path: str, depth: int = 0) -> None:
     if not isinstance(spec, dict):
         raise ConfigError(
             f'must be an object like {{"_type": "uniform", "_value": [0, 1]}}, got {_kind(spec)}',
@@ -124,12 +133,12 @@ def _validate_parameter(spec: object, path: str) -> None:
             field=value_path,
         )
     if type_ == "choice":
-        _validate_choice(values, value_path)
+        _validate_choice(values, value_path, depth)
     else:
         _validate_numeric(type_, values, value_path)
 
 
-def _validate_choice(options: list[Any], path: str) -> None:
+def _validate_choice(options: list[Any], path: str, depth: int = 0) -> None:
     if not options:
         raise ConfigError("choice needs at least one option, got []", field=path)
     for index, option in enumerate(options):
@@ -146,7 +155,7 @@ def _validate_choice(options: list[Any], path: str) -> None:
                 raise ConfigError(
                     f"_name must be a string or number, got {_kind(name)}", field=f"{where}._name"
                 )
-            _validate_space({k: v for k, v in option.items() if k != "_name"}, where)
+            _validate_space({k: v for k, v in option.items() if k != "_name"}, where, depth + 1)
         elif isinstance(option, float) and not math.isfinite(option):
             raise ConfigError(f"options must be finite numbers, got {option}", field=where)
         elif not isinstance(option, str | int | float | bool):

@@ -18,4 +18,6 @@ def verify_trial_token(
     signing_key: str, token: str, exp_id: str, trial_id: str, attempt: int
 ) -> bool:
     expected = trial_token(signing_key, exp_id, trial_id, attempt)
-    return hmac.compare_digest(expected, token)
+    # As bytes: compare_digest raises TypeError for a str with non-ASCII characters, which
+    # turned a forged header into a 500 instead of a 401.
+    return hmac.compare_digest(expected.encode(), token.encode("utf-8", "surrogateescape"))

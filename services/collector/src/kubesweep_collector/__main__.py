@@ -27,6 +27,7 @@ def main() -> None:
         port=settings.collector_port,
         threads=settings.collector_threads,
         ident="kubesweep-collector",
+        **settings.waitress_limits(),
     )
 
 

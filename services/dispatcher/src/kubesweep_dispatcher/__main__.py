@@ -42,6 +42,7 @@ def _serve_api(ctx: DispatcherContext) -> None:
         port=settings.api_port,
         threads=settings.api_threads,
         ident="kubesweep-dispatcher",
+        **settings.waitress_limits(),
     )
 
 

@@ -81,6 +81,17 @@ _HINTS = (
 
 def parse_document(text: str, *, source: str = "<config>") -> YamlMap:
     """Parse a YAML (or JSON) document whose top level must be a mapping."""
+    try:
+        return _parse_document(text, source)
+    except RecursionError:
+        # Both parsers recurse per level; hostile nesting must be bad input, not a crash.
+        raise ConfigError(
+            "is nested too deeply to parse; an experiment config needs a few levels at most",
+            field=source,
+        ) from None
+
+
+def _parse_document(text: str, source: str) -> YamlMap:
     if not text.strip():
         raise ConfigError("the config is empty; start from an NNI example config", field=source)
     if text.lstrip().startswith("{"):

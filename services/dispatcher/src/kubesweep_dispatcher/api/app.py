@@ -62,6 +62,12 @@ def create_app(ctx: DispatcherContext, celery: Celery | None = None) -> Flask:
         code = (exc.name or "error").lower().replace(" ", "_")
         return jsonify(error_body(code, exc.description or exc.name)), exc.code or 500
 
+    @app.errorhandler(RecursionError)
+    def _too_deep(_: RecursionError) -> tuple[Response, int]:
+        # JSON nested past the parser's recursion limit: bad input, not a server fault.
+        message = "the request body is nested too deeply; send at most a few levels of JSON"
+        return jsonify(error_body("invalid_input", message, "body")), 400
+
     for blueprint in (experiments_bp, trials_bp, manage_bp, events_bp, openapi_bp, webui_bp):
         app.register_blueprint(blueprint)
     return app

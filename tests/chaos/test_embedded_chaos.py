@@ -1,0 +1,111 @@
+"""Experiments on the embedded default while services are SIGKILLed and restarted at seeded
+random moments: the tuner, a dispatcher worker, the watcher, the collector, the API and
+Redis (AOF on). Every round must end DONE with exactly maxTrialNumber trials, each trial's
+command run once, one final metric per SUCCEEDED trial and no duplicate intermediate."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kubesweep.cli.client import ApiClient
+from kubesweep.messaging import ExperimentStatus
+from kubesweep.store import Store
+
+from .conftest import FAULTS_PER_ROUND, ROUNDS
+from .harness import (
+    TARGETS,
+    Chaos,
+    ChaosStack,
+    Figures,
+    diagnose,
+    experiment_status,
+    leftovers,
+    verify,
+    wait_keepers_gone,
+    wait_status,
+    write_experiment,
+)
+
+pytestmark = pytest.mark.integration
+
+TRIALS = 16
+CONCURRENCY = 4
+STEPS = 3
+ENDED = {ExperimentStatus.DONE, ExperimentStatus.ERROR, ExperimentStatus.STOPPED}
+# Faults still owed by rounds whose experiment finished before their quota was injected.
+_owed = [0]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChaosStack]:
+    running = ChaosStack(
+        tmp_path_factory.mktemp("chaos"),
+        worker_concurrency=4,
+        # A short lease so a restarted tuner takes over within seconds, as a replica would.
+        extra_env={"KUBESWEEP_TUNER_LEASE_MS": "4000", "KUBESWEEP_TUNER_SCAN_INTERVAL_S": "1"},
+    )
+    with running:
+        yield running
+
+
+@pytest.mark.parametrize("round_no", range(ROUNDS))
+def test_experiment_survives_random_faults(
+    stack: ChaosStack, tmp_path: Path, figures: Figures, chaos_seed: int, round_no: int
+) -> None:
+    rng = random.Random(f"{chaos_seed}:{round_no}")
+    stack.wait_healthy()
+    config = write_experiment(
+        tmp_path / "exp", trials=TRIALS, concurrency=CONCURRENCY, sleep=0.3, steps=STEPS
+    )
+    exp_id = ApiClient(stack.api_url, stack.api_token).submit(config)
+    store = Store.from_url(stack.redis_url)
+    chaos = Chaos(stack, rng, figures)
+    order = list(TARGETS)
+    rng.shuffle(order)
+    targets = itertools.cycle(order)
+    quota = FAULTS_PER_ROUND + _owed[0]
+    injected = 0
+    while injected < quota:
+        chaos.pause(0.3, 2.0)
+        if experiment_status(store, exp_id) in ENDED:
+            break
+        if quota - injected >= 2 and rng.random() < 0.2:
+            # Two services at once, e.g. the worker and Redis together.
+            first, second = next(targets), next(targets)
+            chaos.inject(first, second)
+            injected += 2
+        else:
+            chaos.inject(next(targets))
+            injected += 1
+    _owed[0] = quota - injected
+    context = f"seed {chaos_seed} round {round_no}, experiment {exp_id}:\n" + "\n".join(chaos.log)
+    try:
+        status = wait_status(store, exp_id, ENDED, timeout=180)
+    except AssertionError as exc:
+        label = f"{chaos_seed}-{round_no}"
+        raise AssertionError(f"{exc}\n{context}\n{diagnose(stack, store, exp_id, label)}") from None
+    assert status is ExperimentStatus.DONE, context
+    verdict = verify(store, stack.workdir / "storage", exp_id, TRIALS, STEPS)
+    figures.experiments += 1
+    figures.trials_lost += TRIALS - verdict.succeeded
+    figures.duplicate_launches += verdict.duplicate_launches
+    figures.duplicate_metrics += verdict.duplicate_metrics
+    assert not verdict.problems, "\n".join([context, *verdict.problems])
+    assert wait_keepers_gone(store, exp_id) == [], context
+
+
+def test_nothing_left_running_after_stop(stack: ChaosStack, figures: Figures) -> None:
+    if ROUNDS * FAULTS_PER_ROUND >= 30:
+        assert figures.faults >= 30, f"only {figures.faults} faults injected"
+        assert set(figures.by_target) == set(TARGETS), figures.by_target
+    groups = stack.process_groups()
+    stack.stop()
+    assert leftovers(stack.workdir) == []
+    import psutil
+
+    assert [pid for pid in groups if psutil.pid_exists(pid)] == []
