@@ -595,6 +595,32 @@ class ProcessKubelet:
                 },
             )
 
+    # -- eviction ----------------------------------------------------------------------------
+    def evict(self, pod_name: str, message: str = "The node was low on resource: memory.") -> None:
+        """Evict a running pod like a kubelet under node pressure: its processes are killed and
+        the pod object stays, ``Failed`` with reason ``Evicted`` (what the training operator
+        then sees as a failed replica)."""
+        run = self.run_of(pod_name)
+        if run is None:
+            raise KeyError(f"pod {pod_name} does not run on {self.node_name}")
+        pod = request(self.api, "GET", f"/api/v1/namespaces/{self.namespace}/pods/{pod_name}")
+        self._kill(run)
+        killed = {"terminated": {"exitCode": 137, "reason": "Error", "finishedAt": now()}}
+        started = (pod.get("status") or {}).get("startTime") or now()
+        self._patch_status(
+            pod,
+            {
+                "phase": "Failed",
+                "reason": "Evicted",
+                "message": message,
+                "conditions": _conditions(ready=False, started=started, reason="PodCompleted"),
+                "containerStatuses": [
+                    _container_status(c, killed, ready=False) for c in pod["spec"]["containers"]
+                ],
+            },
+        )
+        self._event(pod, "Warning", "Evicted", message)
+
     # -- deletion ----------------------------------------------------------------------------
     def _kill(self, run: PodRun) -> None:
         with run.lock:  # no container can start after this

@@ -36,7 +36,16 @@ class DispatcherSettings(SigningSettings):
     work_root: Path | None = Field(
         default=None, description="where local trials copy their code; a temp dir when unset"
     )
-    watch_interval_s: float = Field(default=1.0, description="watcher poll interval")
+    watch_interval_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="watcher sweep interval (local keepers' liveness, pending timeouts)",
+    )
+    watch_resync_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="kubeflow: re-list the watched jobs and pods this often",
+    )
     kubeconfig: str | None = Field(
         default=None, description="kubeconfig file; else KUBECONFIG, ~/.kube/config or in-cluster"
     )

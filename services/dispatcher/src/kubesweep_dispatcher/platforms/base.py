@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from kubesweep.config import ExperimentSpec
@@ -32,6 +33,9 @@ class JobObservation:
     status: TrialStatus | None  # None: still waiting to run
     message: str = ""
     pending_since: float | None = None
+    # The job failed, or is stuck pending, because of the infrastructure (an eviction, an
+    # image that cannot be pulled, no node to run on): worth a new attempt, not a trial failure.
+    retryable: bool = False
 
 
 class Platform(ABC):
@@ -55,6 +59,25 @@ class Platform(ABC):
     def pending_timeout(self, spec: ExperimentSpec) -> float | None:
         """How long a job may wait to start before its trial fails; None for no limit."""
         return None
+
+    def max_attempts(self, spec: ExperimentSpec) -> int:
+        """How many attempts a trial gets when the infrastructure ends them (``retryable``)."""
+        return 1
+
+    def follow(  # noqa: B027 - optional hook
+        self,
+        specs: Sequence[ExperimentSpec],
+        notify: Callable[[str, str], None],
+        *,
+        resync_s: float = 300.0,
+    ) -> None:
+        """Follow the jobs of these live experiments (and stop following any others; an
+        empty ``specs`` stops everything).
+
+        Called by the watcher on every sweep. A platform that can watch its jobs (kubeflow:
+        the Kubernetes watch API) calls ``notify(experiment_id, trial_id)`` from any thread
+        when a trial's job changes, re-reads everything every ``resync_s`` and answers
+        ``observe`` from what it follows; the default follows nothing and the watcher polls."""
 
     def cleanup_experiment(self, exp_id: str, spec: ExperimentSpec) -> None:  # noqa: B027
         """Delete what the experiment left on the platform (jobs, Secrets)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,6 +20,12 @@ OPERATORS = {
     "TFJob": "tf-operator (Kubeflow training-operator)",
     "PyTorchJob": "pytorch-operator (Kubeflow training-operator)",
 }
+DELETED_OUT_OF_BAND = "the job was deleted outside kubesweep"
+JOB_NAME_LABEL = "training.kubeflow.org/job-name"
+# Pending reasons that another attempt may not meet (another node, a registry that is back).
+_RETRYABLE_PENDING = ("Unschedulable", "ImagePullBackOff", "ErrImagePull")
+# Pod status reasons of a kubelet/scheduler ending a pod for the node's sake, not the trial's.
+_INFRA_POD_REASONS = ("Evicted", "Preempting", "Preempted", "NodeShutdown", "Shutdown", "NodeLost")
 _POD_WAIT_REASONS = (
     "ImagePullBackOff",
     "ErrImagePull",
@@ -104,15 +111,8 @@ class JobState:
     created: float | None = None
 
 
-def read_job(api: client.ApiClient, namespace: str, kind: str, name: str, version: str) -> JobState:
-    try:
-        job: Any = client.CustomObjectsApi(api).get_namespaced_custom_object(
-            GROUP, version, namespace, PLURALS[kind], name
-        )
-    except ApiException as exc:
-        if exc.status == 404:
-            return JobState(exists=False, message="the job was deleted outside kubesweep")
-        raise TransientError(f"cannot read {kind} {name}: {exc.reason}") from exc
+def job_state(job: dict[str, Any]) -> JobState:
+    """The state of a job object (as listed, watched or read)."""
     conditions = [
         c for c in (job.get("status") or {}).get("conditions") or [] if c.get("status") == "True"
     ]
@@ -126,24 +126,68 @@ def read_job(api: client.ApiClient, namespace: str, kind: str, name: str, versio
     return JobState(True, phase, message, stamp)
 
 
-def pending_reason(api: client.ApiClient, namespace: str, job_name: str) -> str:
-    """Why the job's pods are not running yet (Unschedulable, ImagePullBackOff, ...)."""
+def read_job(api: client.ApiClient, namespace: str, kind: str, name: str, version: str) -> JobState:
     try:
-        pods = client.CoreV1Api(api).list_namespaced_pod(
-            namespace, label_selector=f"training.kubeflow.org/job-name={job_name}"
+        job: Any = client.CustomObjectsApi(api).get_namespaced_custom_object(
+            GROUP, version, namespace, PLURALS[kind], name
+        )
+    except ApiException as exc:
+        if exc.status == 404:
+            return JobState(exists=False, message=DELETED_OUT_OF_BAND)
+        raise TransientError(f"cannot read {kind} {name}: {exc.reason}") from exc
+    return job_state(job)
+
+
+def list_job_pods(api: client.ApiClient, namespace: str, job_name: str) -> list[dict[str, Any]]:
+    """The job's pods as plain objects (empty when they cannot be listed)."""
+    try:
+        response: Any = client.CoreV1Api(api).list_namespaced_pod(
+            namespace, label_selector=f"{JOB_NAME_LABEL}={job_name}", _preload_content=False
         )
     except ApiException:
-        return ""
-    for pod in pods.items:
-        name = pod.metadata.name if pod.metadata else "?"
-        status = pod.status
-        if status is None:
-            continue
-        for container in status.container_statuses or []:
-            waiting = container.state.waiting if container.state else None
-            if waiting and waiting.reason in _POD_WAIT_REASONS:
-                return f"pod {name}: {waiting.reason}: {waiting.message or ''}".strip(" :")
-        for condition in status.conditions or []:
-            if condition.type == "PodScheduled" and condition.status == "False":
-                return f"pod {name}: {condition.reason}: {condition.message or ''}".strip(" :")
+        return []
+    if not 200 <= getattr(response, "status", 200) < 300:
+        return []
+    items: list[dict[str, Any]] = json.loads(response.data).get("items") or []
+    return items
+
+
+def pending_reason(pods: list[dict[str, Any]]) -> str:
+    """Why the job's pods are not running yet (Unschedulable, ImagePullBackOff, ...)."""
+    for pod in pods:
+        name = pod["metadata"].get("name", "?")
+        status = pod.get("status") or {}
+        for container in status.get("containerStatuses") or []:
+            waiting = (container.get("state") or {}).get("waiting") or {}
+            if waiting.get("reason") in _POD_WAIT_REASONS:
+                return f"pod {name}: {waiting['reason']}: {waiting.get('message') or ''}".strip(
+                    " :"
+                )
+        for condition in status.get("conditions") or []:
+            if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
+                why = f"{condition.get('reason') or ''}: {condition.get('message') or ''}"
+                return f"pod {name}: {why}".strip(" :")
+    return ""
+
+
+def retryable_pending(reason: str) -> bool:
+    """Whether a pending reason is the infrastructure's (another attempt may be placed or
+    pull its image), not the experiment's (a bad image name, a missing Secret)."""
+    return any(f": {word}" in reason for word in _RETRYABLE_PENDING)
+
+
+def infrastructure_failure(pods: list[dict[str, Any]]) -> str:
+    """Why a failed job's pod was ended by the cluster (eviction, preemption, node
+    shutdown) rather than by its own command; "" when none was."""
+    for pod in pods:
+        name = pod["metadata"].get("name", "?")
+        status = pod.get("status") or {}
+        reason = status.get("reason") or ""
+        if reason in _INFRA_POD_REASONS:
+            return f"pod {name}: {reason}: {status.get('message') or ''}".strip(" :")
+        for condition in status.get("conditions") or []:
+            if condition.get("type") == "DisruptionTarget" and condition.get("status") == "True":
+                reason = condition.get("reason") or "DisruptionTarget"
+                why = f"{reason}: {condition.get('message') or ''}"
+                return f"pod {name}: {why}".strip(" :")
     return ""

@@ -234,6 +234,9 @@ class JobOverrides(_Model):
 
     namespace: str | None = None
     pending_timeout: float | None = Field(default=None, gt=0)
+    # Attempts per trial when the infrastructure ends one (eviction, image pull, no node);
+    # each is a new job. A failure of the trial's own command is never retried.
+    max_attempts: int | None = Field(default=None, ge=1, le=20)
     # Running: when the trial ends, still-running pods (TF parameter servers never exit on
     # their own, evaluators) are deleted so they free their GPUs, while finished pods stay
     # for their exit reason and `kubectl logs` until the job itself is deleted.

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from kubernetes import client
@@ -14,6 +16,7 @@ from kubesweep.messaging import TrialStatus
 from kubesweep.records import TrialRecord
 from kubesweep_dispatcher.platforms.base import JobObservation, LaunchRequest, Platform
 from kubesweep_dispatcher.platforms.kubeflow import cluster, names, secrets
+from kubesweep_dispatcher.platforms.kubeflow.following import Following, JobKey
 from kubesweep_dispatcher.platforms.kubeflow.manifests import (
     JOB_KINDS,
     build_job,
@@ -25,6 +28,10 @@ from kubesweep_dispatcher.platforms.registry import register_platform
 
 log = logging.getLogger(__name__)
 DEFAULT_PENDING_TIMEOUT_S = 600.0
+DEFAULT_MAX_ATTEMPTS = 3
+# `output/<role>-<index>/stdout` of the files API: the replica's pod log while it exists.
+_LIVE_STDOUT = re.compile(r"output/(?P<role>[a-z]+)-(?P<index>\d+)/stdout")
+_CONTAINERS = {"TFJob": "tensorflow", "PyTorchJob": "pytorch"}
 
 
 def _handle(namespace: str, kind: str, name: str, version: str) -> str:
@@ -47,11 +54,16 @@ class KubeflowPlatform(Platform):
 
     name = "kubeflow"
 
-    def __init__(self, kubeconfig: str | None = None, pvc_claim: str | None = None) -> None:
+    def __init__(
+        self,
+        kubeconfig: str | None = None,
+        pvc_claim: str | None = None,
+    ) -> None:
         self._kubeconfig = kubeconfig
         self._pvc_claim = pvc_claim
         self._api: client.ApiClient | None = None
         self._versions: dict[str, str] = {}
+        self._following = Following(lambda: self.api)
 
     @property
     def api(self) -> client.ApiClient:
@@ -205,7 +217,10 @@ class KubeflowPlatform(Platform):
         except ApiException as exc:
             if exc.status != 404:
                 raise self._error(exc, f"delete {kind} {name}") from exc
-        self._delete_secrets(namespace, names.selector(trial.experiment_id, trial.id))
+        # This attempt's Secrets only: cancel also ends an attempt that is being retried.
+        self._delete_secrets(
+            namespace, names.selector(trial.experiment_id, trial.id, trial.attempt)
+        )
 
     def _delete_secrets(self, namespace: str, selector: str) -> None:
         try:
@@ -239,23 +254,90 @@ class KubeflowPlatform(Platform):
         observation = self.observe(trial)
         return None if observation is None else observation.exists
 
+    def follow(
+        self,
+        specs: Sequence[ExperimentSpec],
+        notify: Callable[[str, str], None],
+        *,
+        resync_s: float = 300.0,
+    ) -> None:
+        """Watch the jobs (and their pods) in the namespaces of these experiments."""
+        wanted: set[JobKey] = set()
+        for spec in specs:
+            try:
+                wanted.add((job_namespace(spec), self._kind(spec), self.version(spec)))
+            except (ConfigError, TransientError) as exc:
+                log.warning("cannot follow the jobs of an experiment: %s", exc)
+        self._following.follow(wanted, notify, resync_s=resync_s)
+
     def observe(self, trial: TrialRecord) -> JobObservation | None:
+        """The trial's job from the followed cache; read from the API server when the
+        namespace is not followed (yet) or the cache does not hold the job."""
         parsed = parse_handle(trial.job)
         if parsed is None:
             return None
         namespace, kind, name, version = parsed
-        state = cluster.read_job(self.api, namespace, kind, name, version)
+        informer = self._following.job_informer((namespace, kind, version))
+        job = informer.get(name) if informer is not None else None
+        # Not in the cache: just created (its event is on the way) or deleted. Ask.
+        state = (
+            cluster.job_state(job)
+            if job is not None
+            else cluster.read_job(self.api, namespace, kind, name, version)
+        )
+        return self._observation(namespace, name, state)
+
+    def _observation(self, namespace: str, name: str, state: cluster.JobState) -> JobObservation:
         if not state.exists:
             return JobObservation(False, TrialStatus.FAILED, state.message)
         if state.phase == "Succeeded":
             return JobObservation(True, TrialStatus.SUCCEEDED, state.message)
         if state.phase == "Failed":
+            # The job's own pods say whether the cluster ended it (eviction) or the trial did.
+            why = cluster.infrastructure_failure(cluster.list_job_pods(self.api, namespace, name))
+            if why:
+                return JobObservation(True, TrialStatus.FAILED, why, retryable=True)
             return JobObservation(True, TrialStatus.FAILED, state.message or "the job failed")
         if state.phase == "Running":
             return JobObservation(True, TrialStatus.RUNNING, "")
-        reason = cluster.pending_reason(self.api, namespace, name)
-        return JobObservation(True, None, reason, pending_since=state.created)
+        pods = self._following.pods_of(namespace, name)
+        if pods is None:
+            pods = cluster.list_job_pods(self.api, namespace, name)
+        reason = cluster.pending_reason(pods)
+        return JobObservation(
+            True,
+            None,
+            reason,
+            pending_since=state.created,
+            retryable=cluster.retryable_pending(reason),
+        )
 
     def pending_timeout(self, spec: ExperimentSpec) -> float:
         timeout = parse_overrides(spec.extension).job.pending_timeout
         return float(timeout) if timeout else DEFAULT_PENDING_TIMEOUT_S
+
+    def max_attempts(self, spec: ExperimentSpec) -> int:
+        attempts = parse_overrides(spec.extension).job.max_attempts
+        return attempts or DEFAULT_MAX_ATTEMPTS
+
+    def read_live_file(self, trial: TrialRecord, relpath: str) -> bytes | None:
+        """``output/<role>-<index>/stdout`` from the replica's pod log (through the API
+        server, which asks the node's kubelet) while the pod exists; None otherwise, so the
+        caller reads the keeper's copy on storage. The log is what ``kubectl logs`` shows:
+        the trial's stdout and stderr interleaved, with the keeper's own lines."""
+        match = _LIVE_STDOUT.fullmatch(relpath)
+        parsed = parse_handle(trial.job)
+        if match is None or parsed is None:
+            return None
+        namespace, kind, name, _version = parsed
+        pod = f"{name}-{match['role']}-{match['index']}"
+        try:
+            response: Any = client.CoreV1Api(self.api).read_namespaced_pod_log(
+                pod, namespace, container=_CONTAINERS[kind], _preload_content=False
+            )
+        except ApiException:
+            return None  # gone, or not started yet (400 "waiting to start")
+        if not 200 <= getattr(response, "status", 200) < 300:
+            return None
+        data: bytes = response.data
+        return data
