@@ -460,8 +460,12 @@ def test_registry_names_aliases_and_did_you_mean() -> None:
         "Batch",
         "Evolution",
         "Hyperband",
+        "OptunaTPE",
+        "CMAES",
+        "NSGAII",
     }
     assert expected <= set(TUNERS)
+    assert type(create_tuner("NSGA-II", {})) is type(create_tuner("nsgaii", {}))
     assert type(create_tuner("RandomSearch", {})) is type(create_tuner("Random", None))
     assert type(create_tuner("tpe", {})) is type(create_tuner("TPE", {}))
     assert type(create_tuner("tpe_legacy", {})) is not type(create_tuner("TPE", {}))

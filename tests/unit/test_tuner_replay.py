@@ -79,7 +79,14 @@ def _finish(store: Store, exp_id: str, trial_id: str, rng: random.Random) -> Non
 
 @pytest.mark.parametrize(
     ("tuner", "extra"),
-    [("TPE", "    tpe_args:\n      n_startup_jobs: 5\n"), ("Anneal", ""), ("Random", "")],
+    [
+        ("TPE", "    tpe_args:\n      n_startup_jobs: 5\n"),
+        ("Anneal", ""),
+        ("Random", ""),
+        ("OptunaTPE", "    n_startup_trials: 5\n"),
+        ("CMAES", "    popsize: 4\n"),
+        ("NSGAII", "    population_size: 6\n"),
+    ],
 )
 def test_replayed_tuner_proposes_the_same_next_parameters(
     store: Store, tuner: str, extra: str
