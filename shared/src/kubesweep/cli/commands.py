@@ -41,6 +41,11 @@ def experiment_ids(client: ApiClient, args: argparse.Namespace) -> list[str]:
     raise ConfigError("name the experiment (several or none are running)", field="id")
 
 
+def one_id(client: ApiClient, args: argparse.Namespace) -> str:
+    """The id given, or the only running experiment (nnictl's default)."""
+    return args.id or experiment_ids(client, args)[0]
+
+
 def cmd_stop(args: argparse.Namespace) -> int:
     client = client_for(args)
     for exp_id in experiment_ids(client, args):
@@ -58,8 +63,12 @@ def cmd_resume(args: argparse.Namespace) -> int:
 def cmd_view(args: argparse.Namespace) -> int:
     client = client_for(args)
     exp = client.experiment(args.id)
+    trials = client.trials(args.id)
+    if args.json:
+        print_json({"experiment": exp, "trials": trials})
+        return EXIT_OK
     console.print(render.experiments_table([exp]))
-    console.print(render.trials_table(client.trials(args.id)))
+    console.print(render.trials_table(trials))
     return EXIT_OK
 
 
@@ -78,8 +87,12 @@ def _update_value(args: argparse.Namespace) -> dict[str, Any]:
         "trialnum": "max_trial_number",
         "duration": "max_experiment_duration",
     }[args.what]
-    value: Any = args.value if args.what == "duration" else int(args.value)
-    return {key: value}
+    if args.what == "duration":
+        return {key: args.value}
+    try:
+        return {key: int(args.value)}
+    except ValueError:
+        raise ConfigError(f"must be a whole number, got {args.value!r}", field="value") from None
 
 
 def cmd_update(args: argparse.Namespace) -> int:
@@ -100,12 +113,14 @@ def cmd_experiment_list(args: argparse.Namespace) -> int:
 
 
 def cmd_experiment_show(args: argparse.Namespace) -> int:
-    print_json(client_for(args).experiment(args.id))
+    client = client_for(args)
+    print_json(client.experiment(one_id(client, args)))
     return EXIT_OK
 
 
 def cmd_experiment_status(args: argparse.Namespace) -> int:
-    exp = client_for(args).experiment(args.id)
+    client = client_for(args)
+    exp = client.experiment(one_id(client, args))
     if args.json:
         print_json({k: exp[k] for k in ("id", "status", "message", "trial_counts", "best")})
     else:
@@ -114,7 +129,8 @@ def cmd_experiment_status(args: argparse.Namespace) -> int:
 
 
 def cmd_experiment_export(args: argparse.Namespace) -> int:
-    data = client_for(args).export(args.id, args.type)
+    client = client_for(args)
+    data = client.export(one_id(client, args), args.type)
     text = data if isinstance(data, str) else json.dumps(data, indent=2)
     if args.filename:
         Path(args.filename).write_text(text)
@@ -146,7 +162,7 @@ def cmd_experiment_delete(args: argparse.Namespace) -> int:
 def cmd_trial_ls(args: argparse.Namespace) -> int:
     client = client_for(args)
     sort = "metric" if (args.head or args.tail) else "seq"
-    trials = client.trials(args.id, status=args.status, sort=sort)
+    trials = client.trials(one_id(client, args), status=args.status, sort=sort)
     if args.head:
         trials = trials[: args.head]
     elif args.tail:
@@ -175,7 +191,12 @@ def cmd_trial_log(args: argparse.Namespace) -> int:
         raise NotFoundError(f"trial {args.trial_id} has written no output yet")
     folders.sort(key=lambda n: (n not in _PRIMARY_FIRST, n))
     chosen = args.replica or folders[0]
-    sys.stdout.write(client.read_file(args.id, args.trial_id, f"output/{chosen}/{stream}"))
+    path = f"output/{chosen}/{stream}"
+    text = client.read_file(args.id, args.trial_id, path)
+    if args.json:
+        print_json({"trial_id": args.trial_id, "path": path, "text": text})
+    else:
+        sys.stdout.write(text)
     return EXIT_OK
 
 
@@ -185,5 +206,10 @@ def cmd_trial_metrics(args: argparse.Namespace) -> int:
 
 
 def cmd_webui_url(args: argparse.Namespace) -> int:
-    print(client_for(args).url.rstrip("/") + "/")
+    client = client_for(args)
+    url = client.url.rstrip("/") + (f"/oview?id={args.id}" if args.id else "/")
+    if args.with_token and client.token:
+        # A fragment stays in the browser: it is in no request line and no server log.
+        url += f"#token={client.token}"
+    print(json.dumps({"url": url}) if args.json else url)
     return EXIT_OK

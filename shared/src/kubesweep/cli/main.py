@@ -69,6 +69,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         try:
             exp_id = client.submit(config, import_file=_import_path(args))
             console.print(f"experiment [bold]{exp_id}[/] submitted; logs in {stack.log_dir}")
+            console.print(
+                f"web UI: {stack.api_url}/oview?id={exp_id} "
+                "(`kubesweep webui url --with-token` prints the address with its token)"
+            )
             exp = follow(client, exp_id)
             code = summarise(client, exp)
             if args.keep:
@@ -145,7 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--foreground", "-f", action="store_true", help="follow until it ends")
     create.add_argument("--import", dest="import_file", help=_IMPORT_HELP)
     _add(sub, "resume", commands.cmd_resume, "continue a stopped experiment").add_argument("id")
-    _add(sub, "view", commands.cmd_view, "show an experiment and its trials").add_argument("id")
+    view = _add(sub, "view", commands.cmd_view, "show an experiment and its trials")
+    view.add_argument("id")
+    view.add_argument("--json", action="store_true")
     stop = _add(sub, "stop", commands.cmd_stop, "stop an experiment (or --all)")
     stop.add_argument("id", nargs="?")
     stop.add_argument("--all", action="store_true")
@@ -167,12 +173,13 @@ def _add_experiment_commands(sub: Any) -> None:
     listing.add_argument("--all", action="store_true", help="include ended experiments")
     listing.add_argument("--json", action="store_true")
     show = _add(exp_sub, "show", commands.cmd_experiment_show, "one experiment as JSON")
-    show.add_argument("id")
+    show.add_argument("id", nargs="?", help="default: the only running experiment")
+    show.add_argument("--json", action="store_true", help="the default; accepted everywhere")
     status = _add(exp_sub, "status", commands.cmd_experiment_status, "one experiment's status")
-    status.add_argument("id")
+    status.add_argument("id", nargs="?", help="default: the only running experiment")
     status.add_argument("--json", action="store_true")
     export = _add(exp_sub, "export", commands.cmd_experiment_export, "results in NNI's format")
-    export.add_argument("id")
+    export.add_argument("id", nargs="?", help="default: the only running experiment")
     export.add_argument("--type", "-t", choices=["json", "csv"], default="json")
     export.add_argument("--filename", "-f")
     imported = _add(exp_sub, "import", commands.cmd_experiment_import, "feed earlier results")
@@ -188,30 +195,49 @@ def _add_trial_commands(sub: Any) -> None:
     trial = sub.add_parser("trial", help="list, kill, read logs and metrics of trials")
     trial_sub = trial.add_subparsers(dest="action", required=True)
     ls = _add(trial_sub, "ls", commands.cmd_trial_ls, "list an experiment's trials")
-    ls.add_argument("id")
+    ls.add_argument("id", nargs="?", help="default: the only running experiment")
     ls.add_argument("--status", help="e.g. RUNNING or SUCCEEDED,FAILED")
     ls.add_argument("--head", type=int, help="the N best trials")
     ls.add_argument("--tail", type=int, help="the N worst trials")
     ls.add_argument("--json", action="store_true")
     kill = _add(trial_sub, "kill", commands.cmd_trial_kill, "cancel a trial")
-    kill.add_argument("id")
-    kill.add_argument("trial_id")
+    _add_trial_id(kill)
     log = _add(trial_sub, "log", commands.cmd_trial_log, "print a trial's stdout (or stderr)")
-    log.add_argument("id")
-    log.add_argument("trial_id")
+    _add_trial_id(log)
+    log.add_argument("--json", action="store_true", help="{trial_id, path, text}")
     log.add_argument("--stderr", action="store_true")
     log.add_argument("--trial-log", action="store_true", help="the keeper's trial.log")
     log.add_argument("--replica", help="e.g. worker-1 (default: the primary replica)")
     metrics = _add(trial_sub, "metrics", commands.cmd_trial_metrics, "a trial's results")
-    metrics.add_argument("id")
-    metrics.add_argument("trial_id")
+    _add_trial_id(metrics)
+    metrics.add_argument("--json", action="store_true", help="the default; accepted everywhere")
     webui = sub.add_parser("webui", help="the web UI's address")
     webui_sub = webui.add_subparsers(dest="action", required=True)
-    _add(webui_sub, "url", commands.cmd_webui_url, "print the web UI URL")
+    url = _add(webui_sub, "url", commands.cmd_webui_url, "print the web UI URL")
+    url.add_argument("id", nargs="?", help="open this experiment's overview")
+    url.add_argument("--json", action="store_true")
+    url.add_argument(
+        "--with-token",
+        action="store_true",
+        help="append the token as a URL fragment (#token=...; browsers never send it to "
+        "the server); mind your terminal history",
+    )
+
+
+def _add_trial_id(command: argparse.ArgumentParser) -> None:
+    """``ID TRIAL`` or nnictl's ``ID -T TRIAL``."""
+    command.add_argument("id")
+    command.add_argument("trial_id", nargs="?")
+    command.add_argument("-T", "--trial-id", dest="trial_flag", help="the trial (nnictl style)")
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if "trial_flag" in args:
+        args.trial_id = args.trial_id or args.trial_flag
+        if not args.trial_id:
+            parser.error("name the trial: ID TRIAL or ID -T TRIAL")
     try:
         return int(args.handler(args))
     except ConfigError as exc:
@@ -220,7 +246,9 @@ def main(argv: list[str] | None = None) -> int:
     except ApiError as exc:
         where = f" ({exc.field})" if exc.field else ""
         err_console.print(f"[red]error {exc.status}{where}:[/] {exc}")
-        return EXIT_USAGE if 400 <= exc.status < 500 else EXIT_FAILED
+        # Bad input or a wrong token is the user's to fix (2); a conflict with the
+        # experiment's state (409) or a server fault is a failure (1).
+        return EXIT_USAGE if exc.status in (400, 401, 403, 413) else EXIT_FAILED
     except NotFoundError as exc:
         err_console.print(f"[red]not found:[/] {exc}")
         return EXIT_FAILED
