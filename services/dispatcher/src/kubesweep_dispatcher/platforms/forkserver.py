@@ -59,13 +59,16 @@ def _run_child(request: dict[str, Any]) -> None:
 
 
 def _prepare(request: dict[str, Any]) -> None:
-    """Import what a supervisor needs once, here, instead of in every forked child."""
-    if request.get("supervise") is not None and "storages" not in _loaded:
+    """Import what a supervisor needs (its storage's SDK) once, here, instead of in every
+    forked child."""
+    spec = request.get("supervise")
+    kind = None if spec is None else spec["storage"]["kind"]
+    if kind is not None and kind not in _loaded:
         from kubesweep_dispatcher.platforms import supervisor  # noqa: F401
-        from kubesweep_dispatcher.storage.registry import available_storages
+        from kubesweep_dispatcher.storage.registry import load_storage
 
-        available_storages()
-        _loaded.add("storages")
+        load_storage(kind)
+        _loaded.add(kind)
 
 
 def _reap(*_: object) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from difflib import get_close_matches
 from typing import Any
@@ -11,6 +12,11 @@ from kubesweep_dispatcher.storage.base import StorageBackend
 
 Factory = Callable[..., StorageBackend]
 _REGISTRY: dict[str, Factory] = {}
+_BUILTIN_MODULES = {
+    "mounted": "kubesweep_dispatcher.storage.mounted",
+    "nfs": "kubesweep_dispatcher.storage.nfs",
+    "azureStorage": "kubesweep_dispatcher.storage.azure",
+}
 
 
 def register_storage(name: str) -> Callable[[Factory], Factory]:
@@ -33,10 +39,19 @@ def create_storage(name: str, **options: Any) -> StorageBackend:
     return _REGISTRY[name](**options)
 
 
+def load_storage(kind: str) -> None:
+    """Import one backend's module (and its SDK) only: a supervisor needs one of them."""
+    module = _BUILTIN_MODULES.get(kind)
+    if module is None:
+        _load_builtins()
+    else:
+        importlib.import_module(module)
+
+
 def restore_storage(options: dict[str, Any]) -> StorageBackend:
     """The backend `StorageBackend.handoff` described, in this process."""
-    _load_builtins()
     kind = options["kind"]
+    load_storage(kind)
     factory = _REGISTRY[kind]
     restore = getattr(factory, "from_handoff", None)
     if restore is None:
