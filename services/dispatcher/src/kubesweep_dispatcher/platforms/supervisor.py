@@ -186,7 +186,8 @@ def _die_with(parent: int) -> None:
 
 
 def _wait(pid: int, interval: float, tick: Callable[[], object]) -> int:
-    """Wait for the keeper, calling ``tick`` every ``interval`` seconds; its wait status."""
+    """Wait for the keeper, calling ``tick`` every ``interval`` seconds (or less often when
+    ticks are slow); returns the keeper's wait status."""
     try:
         pidfd: int | None = os.pidfd_open(pid)
     except (AttributeError, OSError):
@@ -199,8 +200,12 @@ def _wait(pid: int, interval: float, tick: Callable[[], object]) -> int:
                 return status
             left = next_tick - time.monotonic()
             if left <= 0:
+                started = time.monotonic()
                 tick()
-                next_tick = time.monotonic() + interval
+                # Uploads of big, growing files take a while: spend at most a fifth of the
+                # time uploading, not the whole time re-sending them.
+                spent = time.monotonic() - started
+                next_tick = time.monotonic() + max(interval, 4 * spent)
             elif pidfd is not None:
                 select.select([pidfd], [], [], left)
             else:
