@@ -20,8 +20,9 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-# The loopback nfs-ganesha (skips without ganesha or root), for the kubeflow platform's tests.
-from tests.fakes.fixtures import nfs_server  # noqa: F401
+# The loopback nfs-ganesha (skips without ganesha or root), for the kubeflow platform's tests;
+# the Azure Files + Key Vault fakes, for the Azure storage test.
+from tests.fakes.fixtures import azure_env, nfs_server  # noqa: F401
 from tests.k8s.cluster import (
     SA_ISSUER,
     LocalCluster,
