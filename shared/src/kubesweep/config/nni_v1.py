@@ -256,7 +256,7 @@ def _storage(cfg: Section) -> NfsStorage | AzureStorage:
         if cfg.has("azureStorage") or cfg.has("keyVault"):
             raise cfg.error(
                 "storage",
-                "is not set but azureStorage is; please set kubeflowConfig.storage: azureStorage",
+                f"is not set but azureStorage is; please set {cfg.field('storage')}: azureStorage",
             )
         kind = "nfs"
     if kind == "nfs":
