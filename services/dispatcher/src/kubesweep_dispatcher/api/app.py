@@ -10,7 +10,7 @@ from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from kubesweep.celeryapp import make_celery
-from kubesweep.errors import KubesweepError
+from kubesweep.errors import ConfigError, KubesweepError
 from kubesweep.httperrors import error_body, error_response
 from kubesweep_dispatcher.api.auth import token_matches
 from kubesweep_dispatcher.api.events import bp as events_bp
@@ -32,7 +32,14 @@ def create_app(ctx: DispatcherContext, celery: Celery | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = ctx.settings.max_code_mb * 1024 * 1024 + 1024 * 1024
     app.extensions["kubesweep.ctx"] = ctx
     app.extensions["kubesweep.celery"] = celery or make_celery(ctx.settings.redis_url)
-    token = ctx.settings.api_token.get_secret_value() if ctx.settings.api_token else None
+    # `is not None`: an empty SecretStr is falsy, and must not read as "no token".
+    secret = ctx.settings.api_token
+    token = secret.get_secret_value() if secret is not None else None
+    if token is not None and not token.strip():
+        raise ConfigError(
+            "is set but empty; set a real token, or unset it to listen on loopback only",
+            field="KUBESWEEP_API_TOKEN",
+        )
 
     @app.before_request
     def _authenticate() -> tuple[Response, int, dict[str, str]] | None:
