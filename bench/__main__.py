@@ -40,6 +40,7 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     "assessors": ("Early stopping: trial steps saved", [], ["--trials", "20"]),
     "collector": ("Collector: full path vs empty endpoint vs raw XADD", [], ["--seconds", "2"]),
     "staging": ("Code staging per storage backend", [], ["--repeats", "1", "--trials", "5"]),
+    "kubeflow_dispatch": ("Kubeflow dispatch and watcher lag (real API server)", [], ["--quick"]),
 }
 
 

@@ -60,20 +60,41 @@ def transient(exc: ApiException) -> bool:
 def served_versions(api: client.ApiClient, kind: str) -> list[str]:
     """The kubeflow.org versions under which the API server serves ``kind``'s resource."""
     plural = PLURALS[kind]
+    # Raw JSON: turning discovery documents into the client's models costs ~1.5 s on the
+    # first call of a process (lazily built pydantic models), paid by the first launch.
     try:
-        groups = client.ApisApi(api).get_api_versions().groups
+        groups = raw_json(client.ApisApi(api).get_api_versions(_preload_content=False))
     except ApiException as exc:
         raise TransientError(f"cannot list API groups: {exc.reason}") from exc
-    versions = [v.version for g in groups if g.name == GROUP for v in g.versions]
+    versions = [
+        v["version"]
+        for g in groups.get("groups") or []
+        if g.get("name") == GROUP
+        for v in g.get("versions") or []
+    ]
     found = []
     for version in versions:
         try:
-            resources = client.CustomObjectsApi(api).get_api_resources(GROUP, version)
+            resources = raw_json(
+                client.CustomObjectsApi(api).get_api_resources(
+                    GROUP, version, _preload_content=False
+                )
+            )
         except ApiException:
             continue
-        if any(r.name == plural for r in resources.resources):
+        if any(r.get("name") == plural for r in resources.get("resources") or []):
             found.append(version)
     return found
+
+
+def raw_json(response: Any) -> dict[str, Any]:
+    """The body of a ``_preload_content=False`` reply; ApiException on an error status (the
+    typed client does not check those)."""
+    status = getattr(response, "status", 200)
+    if not 200 <= status < 300:
+        raise ApiException(status=status, reason=getattr(response, "reason", ""))
+    data: dict[str, Any] = json.loads(response.data)
+    return data
 
 
 def check_can(

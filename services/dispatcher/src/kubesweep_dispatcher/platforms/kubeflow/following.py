@@ -10,14 +10,12 @@ label values may be hashed) - for a pod, from its job's.
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import threading
 from collections.abc import Callable
 from typing import Any
 
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
 from kubesweep_dispatcher.platforms.kubeflow import cluster, names
 from kubesweep_dispatcher.platforms.kubeflow.informer import Informer, Obj
@@ -31,16 +29,6 @@ JobKey = tuple[str, str, str]  # namespace, kind, version
 Notify = Callable[[str, str], None]
 
 
-def raw_items(response: Any) -> dict[str, Any]:
-    """The JSON of a ``_preload_content=False`` list response; raises ApiException on non-2xx
-    (the typed client does not check the status of unpreloaded responses)."""
-    status = getattr(response, "status", 200)
-    if not 200 <= status < 300:
-        raise ApiException(status=status, reason=getattr(response, "reason", ""))
-    data: dict[str, Any] = json.loads(response.data)
-    return data
-
-
 class _Checked:
     """A list call whose non-2xx replies raise, for informers' lists (watches check already)."""
 
@@ -50,7 +38,7 @@ class _Checked:
     def __call__(self, **kwargs: Any) -> Any:
         response = self._call(**kwargs)
         if not kwargs.get("watch"):
-            raw_items(response)  # raises on an error status
+            cluster.raw_json(response)  # raises on an error status
         return response
 
 

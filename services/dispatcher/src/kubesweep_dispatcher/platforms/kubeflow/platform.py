@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -29,6 +30,8 @@ from kubesweep_dispatcher.platforms.registry import register_platform
 log = logging.getLogger(__name__)
 DEFAULT_PENDING_TIMEOUT_S = 600.0
 DEFAULT_MAX_ATTEMPTS = 3
+# How long a followed job may be missing from the cache after its launch before it is read.
+_EVENT_GRACE_S = 5.0
 # `output/<role>-<index>/stdout` of the files API: the replica's pod log while it exists.
 _LIVE_STDOUT = re.compile(r"output/(?P<role>[a-z]+)-(?P<index>\d+)/stdout")
 _CONTAINERS = {"TFJob": "tensorflow", "PyTorchJob": "pytorch"}
@@ -279,13 +282,16 @@ class KubeflowPlatform(Platform):
         namespace, kind, name, version = parsed
         informer = self._following.job_informer((namespace, kind, version))
         job = informer.get(name) if informer is not None else None
-        # Not in the cache: just created (its event is on the way) or deleted. Ask.
-        state = (
-            cluster.job_state(job)
-            if job is not None
-            else cluster.read_job(self.api, namespace, kind, name, version)
+        if job is not None:
+            return self._observation(namespace, name, cluster.job_state(job))
+        if informer is not None and time.time() - (trial.launched or 0.0) < _EVENT_GRACE_S:
+            # Just created: its watch event is on the way. Asking now would cost a request
+            # per sweep for every new job (and the first one seconds of client warm-up).
+            return JobObservation(True, None, "", pending_since=trial.launched)
+        # Not followed, or gone from the cache (deleted?): ask the API server.
+        return self._observation(
+            namespace, name, cluster.read_job(self.api, namespace, kind, name, version)
         )
-        return self._observation(namespace, name, state)
 
     def _observation(self, namespace: str, name: str, state: cluster.JobState) -> JobObservation:
         if not state.exists:
