@@ -213,6 +213,29 @@ def _validate_numeric(type_: str, values: list[Any], path: str) -> None:
             f"{type_} needs q > 0, got {values}; q is the rounding step, e.g. 1 or 0.5",
             field=path,
         )
+    _check_range(type_, values, path)
+
+
+# exp(709.78) is the largest float; sampling farther than ten sigma is practically never.
+_MAX_EXPONENT = 700.0
+
+
+def _check_range(type_: str, values: list[Any], path: str) -> None:
+    """Refuse bounds whose samples overflow a float (a tuner crashed on them)."""
+    first, second = float(values[0]), float(values[1])
+    if type_ in ("lognormal", "qlognormal"):
+        if abs(first) + 10 * second > _MAX_EXPONENT:
+            raise ConfigError(
+                f"{type_} {values} gives values beyond a float's range (exp(mu + 10 sigma) "
+                f"overflows); keep |mu| + 10 * sigma below {_MAX_EXPONENT:.0f}",
+                field=path,
+            )
+        return
+    spread = second - first if type_ not in _NORMAL_TYPES else abs(first) + 10 * second
+    if not math.isfinite(spread):
+        raise ConfigError(
+            f"{type_} {values} spans more than a float can hold; use smaller bounds", field=path
+        )
 
 
 def _shape(type_: str) -> str:

@@ -7,6 +7,7 @@ resolves to the last value, are refused: the user almost always meant something 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from collections.abc import Iterator
@@ -98,6 +99,9 @@ def _parse_document(text: str, source: str) -> YamlMap:
         try:
             parsed = json.loads(text, object_pairs_hook=_json_map)
         except json.JSONDecodeError as exc:
+            # Flow-style YAML ({key: value}) starts with "{" too and is valid for NNI.
+            with contextlib.suppress(ConfigError):
+                return _load_yaml(text, source)
             raise ConfigError(
                 f"is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}; check "
                 "for trailing commas, single quotes or comments",
