@@ -80,12 +80,12 @@ class Watcher:
 
     def handle(self, exp_id: str, trial_id: str) -> int:
         """Look at one trial now (its job changed)."""
-        spec = self._specs.get(exp_id)
-        if spec is None:
-            return 0  # not live (the next sweep learns new experiments)
         try:
+            spec = self._specs.get(exp_id) or self._live_spec(exp_id)
             trial = self.ctx.store.get_trial(exp_id, trial_id)
         except NotFoundError:
+            return 0
+        if spec is None:
             return 0
         if trial.status not in ACTIVE_TRIAL_STATUSES or not trial.job:
             return 0
@@ -140,6 +140,15 @@ class Watcher:
             for key in set(table) - seen:
                 del table[key]
         return changed
+
+    def _live_spec(self, exp_id: str) -> ExperimentSpec | None:
+        """The spec of an experiment that started after the last sweep (None if it ended)."""
+        experiment = self.ctx.store.get_experiment(exp_id)
+        if experiment.status.is_terminal:
+            return None
+        spec = ExperimentSpec.model_validate(experiment.spec)
+        self._specs[exp_id] = spec
+        return spec
 
     def _follow(self, live: dict[str, list[ExperimentSpec]]) -> None:
         resync = self.ctx.settings.watch_resync_s

@@ -129,15 +129,16 @@ class Informer(threading.Thread):
             changed = [
                 obj
                 for name, obj in fresh.items()
-                if self._version_of(self._objects.get(name)) != self._version_of(obj)
+                if name not in self._objects
+                or self._version_of(self._objects[name]) != self._version_of(obj)
             ]
             self._objects = fresh
         self.lists += 1
-        self.synced.set()
         for obj in gone:
             self._notify(obj)
         for obj in changed:
             self._notify(obj)
+        self.synced.set()
         return str(listing["metadata"]["resourceVersion"])
 
     @staticmethod
