@@ -49,12 +49,13 @@ ENDED = {"DONE", "ERROR", "STOPPED"}
 # Every replica runs it and reports; only the primary's keeper forwards the metrics, so
 # each trial must end with exactly one final metric however many replicas it has.
 TRIAL_SCRIPT = """\
-import os, time
+import os, sys, time
 import nni
 
 params = nni.get_next_parameter()
 role = os.environ.get("KUBESWEEP_REPLICA_TYPE", "?")
 print(f"hello from {role}-{os.environ.get('KUBESWEEP_REPLICA_INDEX')} x={params['x']}")
+print(f"stderr of {role}-{os.environ.get('KUBESWEEP_REPLICA_INDEX')}", file=sys.stderr, flush=True)
 time.sleep(SLEEP)
 nni.report_intermediate_result(params["x"] / 2)
 nni.report_final_result(params["x"])
@@ -452,12 +453,13 @@ def test_job_deleted_out_of_band_fails_its_trial(
 
 
 @pytest.mark.parametrize(
-    ("image", "reason"),
-    [("unschedulable/x", "Unschedulable"), ("imagepullbackoff/x", "ImagePullBackOff")],
+    ("image", "reason", "attempts"),
+    [("unschedulable/x", "Unschedulable", 2), ("imagepullbackoff/x", "ImagePullBackOff", 1)],
 )
-def test_pending_pod_shows_why_then_fails_at_the_pending_timeout(
+def test_pending_pod_shows_why_then_is_retried_and_fails_at_the_pending_timeout(
     image: str,
     reason: str,
+    attempts: int,
     stack: EmbeddedStack,
     k8s_api: client.ApiClient,
     k8s_namespace: str,
@@ -474,29 +476,39 @@ def test_pending_pod_shows_why_then_fails_at_the_pending_timeout(
         trials=1,
         concurrency=1,
         image=image,
-        extension={"job": {"pendingTimeout": 5}},
+        extension={"job": {"pendingTimeout": 5, "maxAttempts": attempts}},
     )
     api = ApiClient(stack.api_url, stack.api_token)
     started = time.monotonic()
-    exp_id = api.submit(config)
     store = Store.from_url(stack.redis_url)
-    waiting = wait_trial(
-        store,
-        exp_id,
-        lambda t: t.status.value == "WAITING" and reason in (t.message or ""),
-        f"the trial's message to say {reason}",
-        30,
-    )
-    assert waiting.job, "the reason should come from the launched job's pods"
-    exp = wait_for(api, exp_id, ENDED, timeout=60)
-    assert exp["status"] == "DONE", exp
+    with JobRecorder(k8s_api, k8s_namespace, "tfjobs") as jobs:
+        exp_id = api.submit(config)
+        waiting = wait_trial(
+            store,
+            exp_id,
+            lambda t: t.status.value == "WAITING" and reason in (t.message or ""),
+            f"the trial's message to say {reason}",
+            30,
+        )
+        assert waiting.job, "the reason should come from the launched job's pods"
+        exp = wait_for(api, exp_id, ENDED, timeout=30 + 15 * attempts)
+        assert exp["status"] == "DONE", exp
+        assert_cleaned_up(k8s_api, k8s_namespace, exp_id)
     trial = store.get_trial(exp_id, waiting.id)
     assert trial.status.value == "FAILED"
+    assert trial.attempt == attempts
     assert "pending for over 5 s" in (trial.message or ""), trial.message
     assert reason in (trial.message or ""), trial.message
+    assert f"(attempt {attempts} of {attempts})" in (trial.message or ""), trial.message
+    # Each attempt is its own job; a retry is not a trial failure (one trial.failed, at the end).
+    assert sorted(jobs.created) == sorted(
+        names.job_name(exp_id, trial.id, n) for n in range(1, attempts + 1)
+    )
+    counts = event_counts(store, exp_id)
+    assert counts[("trial.retrying", trial.id)] == attempts - 1
+    assert counts[("trial.failed", trial.id)] == 1
     # Measured from the job's creationTimestamp, which has whole-second resolution.
-    assert time.monotonic() - started >= 4
-    assert_cleaned_up(k8s_api, k8s_namespace, exp_id)
+    assert time.monotonic() - started >= 4 * attempts
 
 
 # -- 6: dispatcher processes killed mid-experiment ----------------------------------------------
@@ -538,3 +550,112 @@ def test_worker_and_watcher_killed_mid_experiment_make_no_duplicate_job(
     assert max_active(store, exp_id) <= 3
     handles = [parse_handle(t.job) for t in trials]
     assert sorted(jobs.created) == sorted(h[2] for h in handles if h), "a duplicate job"
+
+
+# -- infrastructure failures: a new attempt; live logs -----------------------------------------
+
+
+def _job_of(trial: TrialRecord) -> tuple[str, str, str, str]:
+    handle = parse_handle(trial.job)
+    assert handle is not None, trial.job
+    return handle
+
+
+def test_evicted_pod_is_retried_as_a_new_attempt_not_a_failure(
+    stack: EmbeddedStack,
+    k8s_api: client.ApiClient,
+    k8s_namespace: str,
+    fake_operator: FakeTrainingOperator,
+    nfs_kubelet: ProcessKubelet,
+    nfs_server: GaneshaServer,
+    tmp_path: Path,
+) -> None:
+    config = write_experiment(
+        tmp_path / "exp",
+        EXAMPLES / "config_kubeflow.yml",
+        namespace=k8s_namespace,
+        nfs=nfs_server,
+        trials=1,
+        concurrency=1,
+        sleep=3.0,
+        extension={"job": {"maxAttempts": 2}},
+    )
+    api = ApiClient(stack.api_url, stack.api_token)
+    store = Store.from_url(stack.redis_url)
+    with JobRecorder(k8s_api, k8s_namespace, "tfjobs") as jobs:
+        exp_id = api.submit(config)
+        first = wait_trial(
+            store, exp_id, lambda t: t.status.value == "RUNNING", "a RUNNING trial", 60
+        )
+        job = _job_of(first)[2]
+        wait_until(lambda: nfs_kubelet.run_of(f"{job}-worker-0"), 10, "the worker's process")
+        nfs_kubelet.evict(f"{job}-worker-0")
+        exp = wait_for(api, exp_id, ENDED, timeout=60)
+        assert exp["status"] == "DONE", exp
+        assert_cleaned_up(k8s_api, k8s_namespace, exp_id)
+    trial = store.get_trial(exp_id, first.id)
+    assert trial.status.value == "SUCCEEDED", (trial.status, trial.message)
+    assert trial.attempt == 2
+    assert trial.final == pytest.approx(trial.parameters["x"])
+    counts = event_counts(store, exp_id)
+    assert counts[("trial.retrying", trial.id)] == 1
+    assert counts[("trial.failed", trial.id)] == 0
+    assert counts[("metric.final", trial.id)] == 1
+    assert counts[("trial.launched", trial.id)] == 2
+    retry = next(e.event for e in store.read_events(exp_id) if e.event.type == "trial.retrying")
+    assert "Evicted" in retry.payload["reason"], retry.payload
+    assert jobs.created == [job, names.job_name(exp_id, trial.id, 2)]
+    # Each attempt wrote its own folder; `output` (and `trial log`) show the last attempt.
+    trial_dir = nfs_server.export_dir / "kubesweep" / exp_id / "trials" / trial.id
+    assert (trial_dir / "output" / "worker-0" / "stdout").exists()
+    assert (trial_dir / "attempts" / "2" / "output" / "worker-0" / "stdout").exists()
+    shown = kubesweep_cli(stack, "trial", "log", exp_id, trial.id)
+    assert shown.returncode == 0, shown.stderr
+    assert f"hello from Worker-0 x={trial.parameters['x']}" in shown.stdout
+    first_try = api.read_file(exp_id, trial.id, "attempts/1/output/worker-0/stdout")
+    assert f"hello from Worker-0 x={trial.parameters['x']}" in first_try
+
+
+def test_live_log_comes_from_the_pod_then_from_storage(
+    stack: EmbeddedStack,
+    k8s_api: client.ApiClient,
+    k8s_namespace: str,
+    fake_operator: FakeTrainingOperator,
+    nfs_kubelet: ProcessKubelet,
+    nfs_server: GaneshaServer,
+    tmp_path: Path,
+) -> None:
+    config = write_experiment(
+        tmp_path / "exp",
+        EXAMPLES / "config_kubeflow.yml",
+        namespace=k8s_namespace,
+        nfs=nfs_server,
+        trials=1,
+        concurrency=1,
+        sleep=4.0,
+    )
+    api = ApiClient(stack.api_url, stack.api_token)
+    store = Store.from_url(stack.redis_url)
+    exp_id = api.submit(config)
+    trial = wait_trial(store, exp_id, lambda t: t.status.value == "RUNNING", "a RUNNING trial", 60)
+
+    # The pod log holds stdout *and* stderr (what `kubectl logs` shows); the keeper's copy on
+    # storage holds stdout only. So the stderr line proves where the answer came from.
+    def live() -> str | None:
+        text = api.read_file(exp_id, trial.id, "output/worker-0/stdout")
+        return text if "stderr of Worker-0" in text else None
+
+    text = wait_until(live, 10, "the worker's pod log through the API")
+    assert f"hello from Worker-0 x={trial.parameters['x']}" in text
+    assert store.get_trial(exp_id, trial.id).status.value == "RUNNING"
+    shown = kubesweep_cli(stack, "trial", "log", exp_id, trial.id)
+    assert shown.returncode == 0, shown.stderr
+    assert "stderr of Worker-0" in shown.stdout
+    exp = wait_for(api, exp_id, ENDED, timeout=60)
+    assert exp["status"] == "DONE", exp
+    assert_cleaned_up(k8s_api, k8s_namespace, exp_id)
+    # Pods gone: the copy on storage.
+    stored = api.read_file(exp_id, trial.id, "output/worker-0/stdout")
+    assert f"hello from Worker-0 x={trial.parameters['x']}" in stored
+    assert "stderr of Worker-0" not in stored
+    assert "stderr of Worker-0" in api.read_file(exp_id, trial.id, "output/worker-0/stderr")
