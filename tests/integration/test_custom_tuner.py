@@ -14,16 +14,21 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
+from werkzeug.serving import make_server
 
 from kubesweep.cli.client import ApiClient
 from kubesweep.cli.embedded import EmbeddedStack
 from kubesweep.codearchive import pack
 from kubesweep.store import Store
+from kubesweep_dispatcher.api.app import create_app
+from kubesweep_dispatcher.context import DispatcherContext
+from kubesweep_dispatcher.settings import DispatcherSettings
 
 from .helpers import wait_for
 
@@ -148,29 +153,42 @@ def test_custom_tuner_and_assessor_run_inside_the_tuner(
     assert len(shown["code_sha256"]) == 64
 
 
-def test_custom_tuner_refused_where_disabled(tmp_path: Path) -> None:
+def test_custom_tuner_refused_where_disabled(stack: EmbeddedStack, tmp_path: Path) -> None:
+    """A cluster-style API (setting off, its default) on loopback, sharing the stack's Redis."""
     _write(tmp_path, {"code/trial.py": TRIAL, "algo/step_tuner.py": CUSTOM_TUNER})
-    config = CUSTOM_CONFIG % ""
-    env = {"KUBESWEEP_TUNER_ALLOW_CUSTOM_ALGORITHMS": "false"}
-    with EmbeddedStack(tmp_path / "stack", extra_env=env) as locked:
-        archive, _ = pack(tmp_path / "code")
-        algo, _ = pack(tmp_path / "algo")
+    settings = DispatcherSettings(
+        redis_url=stack.redis_url,
+        signing_key="s" * 32,
+        api_token="t" * 32,
+        storage_root=tmp_path / "storage",
+    )
+    assert settings.tuner_allow_custom_algorithms is False
+    server = make_server("127.0.0.1", 0, create_app(DispatcherContext.from_settings(settings)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        before = len(ApiClient(stack.api_url, stack.api_token).experiments())
         reply = requests.post(
-            f"{locked.api_url}/api/v1/experiments",
-            headers={"Authorization": f"Bearer {locked.api_token}"},
+            f"http://127.0.0.1:{server.server_port}/api/v1/experiments",
+            headers={"Authorization": "Bearer " + "t" * 32},
             data={
-                "config": config,
+                "config": CUSTOM_CONFIG % "",
                 "search_space": '{"x": {"_type": "randint", "_value": [0, 9]}}',
             },
-            files={"code": ("code.tar.gz", archive), "tuner_code": ("t.tar.gz", algo)},
+            files={
+                "code": ("code.tar.gz", pack(tmp_path / "code")[0]),
+                "tuner_code": ("t.tar.gz", pack(tmp_path / "algo")[0]),
+            },
             timeout=30,
         )
-        assert reply.status_code == 400, reply.text
-        error = reply.json()["error"]
-        assert error["field"] == "tuner.className"
-        assert "disabled in this deployment" in error["message"]
-        assert "allowCustomAlgorithms" in error["message"]
-        assert ApiClient(locked.api_url, locked.api_token).experiments() == []
+    finally:
+        server.shutdown()
+    assert reply.status_code == 400, reply.text
+    error = reply.json()["error"]
+    assert error["field"] == "tuner.className"
+    assert "disabled in this deployment" in error["message"]
+    assert "allowCustomAlgorithms" in error["message"]
+    assert len(ApiClient(stack.api_url, stack.api_token).experiments()) == before
 
 
 MO_CONFIG = """\
@@ -255,8 +273,13 @@ def test_warm_start_round_trip(stack: EmbeddedStack, tmp_path: Path) -> None:
     trials_a = {t["id"]: t for t in client.trials(first)}
     (tmp_path / "a.csv").write_text(cli(stack, "experiment", "export", first, "--type", "csv"))
     (tmp_path / "a.json").write_text(cli(stack, "experiment", "export", first))
+    # NNI's /export-data writes each value as a JSON string.
+    nni_rows = [{**row, "value": json.dumps(row["value"])} for row in json.loads(
+        (tmp_path / "a.json").read_text()
+    )]  # fmt: skip
+    (tmp_path / "nni.json").write_text(json.dumps(nni_rows))
 
-    for export in ("a.csv", "a.json"):
+    for export in ("a.csv", "a.json", "nni.json"):
         b_config, rows_file = str(tmp_path / "b.yml"), str(tmp_path / export)
         out = cli(stack, "create", "--config", b_config, "--import", rows_file)
         second = out.split("experiment ")[1].split()[0]

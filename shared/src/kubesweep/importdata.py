@@ -28,26 +28,34 @@ from typing import Any
 from kubesweep.errors import ConfigError
 from kubesweep.records import default_metric
 
-__all__ = ["clean_rows", "load_results_file", "parse_results"]
+__all__ = ["clean_rows", "is_json", "load_results_file", "parse_results"]
 
 _IGNORED_COLUMNS = ("trialJobId", "id", "trial_id")
 
 
-def load_results_file(path: Path, parameter_names: Collection[str]) -> list[dict[str, Any]]:
-    """Read and validate a JSON or CSV results file (see the module docstring)."""
+def read_text(path: Path) -> str:
+    """The file's text; `ConfigError` naming ``filename`` if it cannot be read."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        return Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read {path}: {exc}", field="filename") from exc
-    return parse_results(text, parameter_names, source=str(path))
+
+
+def is_json(text: str) -> bool:
+    """Whether results text is JSON (else it is read as CSV)."""
+    return text.lstrip().startswith(("[", "{"))
+
+
+def load_results_file(path: Path, parameter_names: Collection[str]) -> list[dict[str, Any]]:
+    """Read and validate a JSON or CSV results file (see the module docstring)."""
+    return parse_results(read_text(path), parameter_names, source=str(path))
 
 
 def parse_results(
     text: str, parameter_names: Collection[str], *, source: str = "<results>"
 ) -> list[dict[str, Any]]:
     """Rows ``{parameter, value}`` from JSON or CSV text; `ConfigError` names the bad row."""
-    stripped = text.lstrip()
-    if stripped.startswith(("[", "{")):
+    if is_json(text):
         try:
             body = json.loads(text)
         except json.JSONDecodeError as exc:

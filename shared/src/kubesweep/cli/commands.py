@@ -13,7 +13,7 @@ from rich.console import Console
 from kubesweep.cli import render
 from kubesweep.cli.client import ApiClient
 from kubesweep.errors import ConfigError, NotFoundError
-from kubesweep.importdata import load_results_file
+from kubesweep.importdata import is_json, parse_results, read_text
 
 EXIT_OK, EXIT_FAILED = 0, 1
 console = Console()
@@ -142,9 +142,10 @@ def cmd_experiment_export(args: argparse.Namespace) -> int:
 
 def cmd_experiment_import(args: argparse.Namespace) -> int:
     client = client_for(args)
+    text = read_text(Path(args.filename))
     # JSON or CSV (NNI's or kubesweep's export); CSV columns are told apart by the space.
-    space = client.experiment(args.id).get("spec", {}).get("search_space", {})
-    rows = load_results_file(Path(args.filename), list(space))
+    space = {} if is_json(text) else client.experiment(args.id)["spec"]["search_space"]
+    rows = parse_results(text, list(space), source=args.filename)
     reply = client.import_results(args.id, rows)
     console.print(f"imported {reply['imported']} results into {reply['experiment_id']}")
     return EXIT_OK
