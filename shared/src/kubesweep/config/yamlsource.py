@@ -99,9 +99,11 @@ def _parse_document(text: str, source: str) -> YamlMap:
         try:
             parsed = json.loads(text, object_pairs_hook=_json_map)
         except json.JSONDecodeError as exc:
-            # Flow-style YAML ({key: value}) starts with "{" too and is valid for NNI.
-            with contextlib.suppress(ConfigError):
-                return _load_yaml(text, source)
+            # Flow-style YAML ({key: value}, unquoted keys) starts with "{" too and is valid
+            # for NNI; a quoted first key means JSON was meant, so its error is the useful one.
+            if not text.lstrip()[1:].lstrip().startswith('"'):
+                with contextlib.suppress(ConfigError):
+                    return _load_yaml(text, source)
             raise ConfigError(
                 f"is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}; check "
                 "for trailing commas, single quotes or comments",
