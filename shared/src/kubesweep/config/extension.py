@@ -21,7 +21,7 @@ import difflib
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from kubesweep.config.reader import Section, show
 from kubesweep.errors import ConfigError
@@ -106,4 +106,7 @@ def _objectives(value: Any, field: str, line: int | None) -> list[Objective]:
 def objectives_of(extension: Mapping[str, Any] | None) -> list[Objective]:
     """The objectives of an already validated spec's ``extension`` (empty if none)."""
     raw = (extension or {}).get("objectives") or []
-    return [Objective.model_validate(item) for item in raw]
+    try:
+        return [Objective.model_validate(item) for item in raw]
+    except ValidationError:  # a spec stored before the block was validated: no objectives
+        return []
