@@ -306,3 +306,17 @@ def diagnose(stack: ChaosStack, store: Store, exp_id: str, label: str) -> str:
     except redis.RedisError as exc:
         lines.append(f"Redis unavailable: {exc}")
     return "\n".join(lines)
+
+
+def command_pids(storage_root: Path, exp_id: str) -> list[int]:
+    """The pids of every trial command run in the experiment (each trial records its own)."""
+    pids = []
+    for runs in (storage_root / "kubesweep" / exp_id / "trials").glob("*/output/*/runs.txt"):
+        pids += [int(line) for line in runs.read_text().split()]
+    return pids
+
+
+def process_alive(pid: int) -> bool:
+    with contextlib.suppress(psutil.Error):
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    return False

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,9 +23,11 @@ from .harness import (
     Chaos,
     ChaosStack,
     Figures,
+    command_pids,
     diagnose,
     experiment_status,
     leftovers,
+    process_alive,
     verify,
     wait_keepers_gone,
     wait_status,
@@ -97,6 +100,38 @@ def test_experiment_survives_random_faults(
     figures.duplicate_metrics += verdict.duplicate_metrics
     assert not verdict.problems, "\n".join([context, *verdict.problems])
     assert wait_keepers_gone(store, exp_id) == [], context
+
+
+def test_stop_under_faults_leaves_no_trial_running(
+    stack: ChaosStack, tmp_path: Path, figures: Figures, chaos_seed: int
+) -> None:
+    """A user stop after a few faults: every trial ends, and no keeper or trial command
+    outlives the stop."""
+    rng = random.Random(f"{chaos_seed}:stop")
+    stack.wait_healthy()
+    config = write_experiment(tmp_path / "exp", trials=40, concurrency=4, sleep=1.0, steps=3)
+    client = ApiClient(stack.api_url, stack.api_token)
+    exp_id = client.submit(config)
+    store = Store.from_url(stack.redis_url)
+    chaos = Chaos(stack, rng, figures)
+    order = list(TARGETS)
+    rng.shuffle(order)
+    for target in order[:4]:
+        chaos.pause(0.5, 2.0)
+        chaos.inject(target)
+    stack.wait_healthy()
+    client.stop(exp_id)
+    context = f"seed {chaos_seed} stop round, experiment {exp_id}:\n" + "\n".join(chaos.log)
+    assert wait_status(store, exp_id, {ExperimentStatus.STOPPED}, 60) is ExperimentStatus.STOPPED
+    trials = store.list_trials(exp_id)
+    assert all(t.status.is_terminal for t in trials), [(t.id, t.status) for t in trials]
+    assert wait_keepers_gone(store, exp_id) == [], context
+    commands = command_pids(stack.workdir / "storage", exp_id)
+    assert commands, "no trial ever started"
+    deadline = time.monotonic() + 30
+    while alive := [pid for pid in commands if process_alive(pid)]:
+        assert time.monotonic() < deadline, f"trial commands still running: {alive}\n{context}"
+        time.sleep(0.2)
 
 
 def test_nothing_left_running_after_stop(stack: ChaosStack, figures: Figures) -> None:
