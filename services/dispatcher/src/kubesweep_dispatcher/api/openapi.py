@@ -140,6 +140,16 @@ def _schemas() -> dict[str, Schema]:
                     "properties": {
                         "spec": {"type": "object", "description": "the normalised config"},
                         "code_sha256": {"type": "string"},
+                        "objectives": {
+                            "type": "array",
+                            "description": "multi-objective experiments only",
+                            "items": {"type": "object"},
+                        },
+                        "pareto_front": {
+                            "type": "array",
+                            "description": "multi-objective experiments only: the trials no "
+                            "other trial beats on every objective",
+                        },
                     },
                 },
             ]
@@ -361,6 +371,23 @@ def _experiment_paths() -> dict[str, Schema]:
                                         "type": "string",
                                         "format": "binary",
                                         "description": "the trial code folder as .tar.gz",
+                                    },
+                                    "import": {
+                                        "type": "string",
+                                        "description": "warm start: earlier results as JSON "
+                                        "rows (NNI's export format), fed before the first "
+                                        "suggestion",
+                                    },
+                                    "tuner_code": {
+                                        "type": "string",
+                                        "format": "binary",
+                                        "description": "a custom tuner's code (refused unless "
+                                        "the deployment allows custom algorithms)",
+                                    },
+                                    "assessor_code": {
+                                        "type": "string",
+                                        "format": "binary",
+                                        "description": "a custom assessor's code",
                                     },
                                 },
                             }
