@@ -214,9 +214,11 @@ kubesweep:
 def test_multi_objective_pareto_front_in_show(stack: EmbeddedStack, tmp_path: Path) -> None:
     _write(tmp_path, {"code/trial.py": TRIAL, "config.yml": MO_CONFIG})
     client = ApiClient(stack.api_url, stack.api_token)
-    exp_id = client.submit(tmp_path / "config.yml")
-    exp = wait_for(client, exp_id, {"DONE", "ERROR"}, timeout=150)
+    out = cli(stack, "create", "--config", str(tmp_path / "config.yml"), "--foreground")
+    exp_id = out.split("experiment ")[1].split()[0]
+    exp = client.experiment(exp_id)
     assert exp["status"] == "DONE", exp
+    assert f"Pareto front of {exp_id}" in out  # the run's summary shows the trade-offs
     assert exp["optimize_mode"] == "maximize"  # the first objective ranks trials
     finals = {t.id: t.final for t in Store.from_url(stack.redis_url).list_trials(exp_id)}
     assert len(finals) == 16

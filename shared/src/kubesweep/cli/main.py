@@ -48,6 +48,8 @@ def summarise(client: ApiClient, exp: dict[str, Any]) -> int:
     trials = client.trials(exp["id"])
     top = render.top_trials(trials, exp.get("optimize_mode", "minimize"))
     console.print(render.trials_table(top, title=f"Top trials of {exp['id']} ({exp['status']})"))
+    if exp.get("pareto_front"):  # multi-objective: the trade-offs, not one best
+        console.print(render.pareto_table(exp))
     counts = ", ".join(f"{k} {v}" for k, v in sorted(exp.get("trial_counts", {}).items()))
     console.print(f"{len(trials)} trials: {counts}")
     if exp.get("message"):

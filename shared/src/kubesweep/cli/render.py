@@ -97,3 +97,17 @@ def progress(console: Console) -> Progress:
         console=console,
         transient=False,
     )
+
+
+def pareto_table(exp: dict[str, Any]) -> Table:
+    """A multi-objective experiment's Pareto front (``experiment show``'s ``pareto_front``)."""
+    objectives = exp.get("objectives") or []
+    table = Table(title=f"Pareto front of {exp['id']} ({len(exp.get('pareto_front', []))} trials)")
+    table.add_column("trial")
+    for objective in objectives:
+        table.add_column(f"{objective['name']} ({objective['direction']})")
+    table.add_column("parameters", overflow="fold")
+    for point in exp.get("pareto_front", []):
+        values = [_metric(point["values"].get(o["name"])) for o in objectives]
+        table.add_row(point["trial_id"], *values, compact_parameters(point["parameters"]))
+    return table
