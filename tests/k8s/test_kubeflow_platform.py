@@ -632,7 +632,7 @@ def test_live_log_comes_from_the_pod_then_from_storage(
         nfs=nfs_server,
         trials=1,
         concurrency=1,
-        sleep=4.0,
+        sleep=60.0,
     )
     api = ApiClient(stack.api_url, stack.api_token)
     store = Store.from_url(stack.redis_url)
@@ -642,20 +642,84 @@ def test_live_log_comes_from_the_pod_then_from_storage(
     # The pod log holds stdout *and* stderr (what `kubectl logs` shows); the keeper's copy on
     # storage holds stdout only. So the stderr line proves where the answer came from.
     def live() -> str | None:
-        text = api.read_file(exp_id, trial.id, "output/worker-0/stdout")
+        try:
+            text = api.read_file(exp_id, trial.id, "output/worker-0/stdout")
+        except ApiError:  # neither a log nor a file yet: the keeper has not started
+            return None
         return text if "stderr of Worker-0" in text else None
 
-    text = wait_until(live, 10, "the worker's pod log through the API")
+    # (The job runs once any pod runs; the worker's trial may start seconds later.)
+    text = wait_until(live, 30, "the worker's pod log through the API", interval=0.2)
     assert f"hello from Worker-0 x={trial.parameters['x']}" in text
     assert store.get_trial(exp_id, trial.id).status.value == "RUNNING"
     shown = kubesweep_cli(stack, "trial", "log", exp_id, trial.id)
     assert shown.returncode == 0, shown.stderr
     assert "stderr of Worker-0" in shown.stdout
+    api.stop(exp_id)  # (no need to wait for the trial's sleep)
     exp = wait_for(api, exp_id, ENDED, timeout=60)
-    assert exp["status"] == "DONE", exp
+    assert exp["status"] == "STOPPED", exp
     assert_cleaned_up(k8s_api, k8s_namespace, exp_id)
-    # Pods gone: the copy on storage.
+    # Trial ended, pods gone: the copy on storage.
     stored = api.read_file(exp_id, trial.id, "output/worker-0/stdout")
     assert f"hello from Worker-0 x={trial.parameters['x']}" in stored
     assert "stderr of Worker-0" not in stored
     assert "stderr of Worker-0" in api.read_file(exp_id, trial.id, "output/worker-0/stderr")
+
+
+def test_cancel_deletes_the_job_and_stop_leaves_nothing(
+    stack: EmbeddedStack,
+    k8s_api: client.ApiClient,
+    k8s_namespace: str,
+    fake_operator: FakeTrainingOperator,
+    nfs_kubelet: ProcessKubelet,
+    nfs_server: GaneshaServer,
+    tmp_path: Path,
+) -> None:
+    config = write_experiment(
+        tmp_path / "exp",
+        EXAMPLES / "config_kubeflow.yml",
+        namespace=k8s_namespace,
+        nfs=nfs_server,
+        trials=3,
+        concurrency=2,
+        sleep=120,
+    )
+    api = ApiClient(stack.api_url, stack.api_token)
+    store = Store.from_url(stack.redis_url)
+    exp_id = api.submit(config)
+
+    def running() -> list[TrialRecord] | None:
+        found = [t for t in store.list_trials(exp_id) if t.status.value == "RUNNING"]
+        return found if len(found) == 2 else None
+
+    first, second = wait_until(running, 60, "two RUNNING trials", interval=0.1)
+    # Cancel one: its job and its token Secret go, the other trial's stay.
+    api.cancel_trial(exp_id, first.id)
+    objects = client.CustomObjectsApi(k8s_api)
+
+    def job_names() -> set[str]:
+        jobs: Any = objects.list_namespaced_custom_object(
+            GROUP, VERSION, k8s_namespace, "tfjobs", label_selector=names.selector(exp_id)
+        )
+        return {j["metadata"]["name"] for j in jobs["items"]}
+
+    wait_until(lambda: _job_of(first)[2] not in job_names(), 30, "the cancelled trial's job")
+    assert _job_of(second)[2] in job_names()
+    secrets = client.CoreV1Api(k8s_api).list_namespaced_secret(
+        k8s_namespace, label_selector=names.selector(exp_id, first.id)
+    )
+    assert secrets.items == []
+    assert store.get_trial(exp_id, first.id).status.value == "USER_CANCELED"
+    # Stop: every job and Secret of the experiment goes, and with them the pods' processes.
+    api.stop(exp_id)
+    exp = wait_for(api, exp_id, ENDED, timeout=60)
+    assert exp["status"] == "STOPPED", exp
+    assert_cleaned_up(k8s_api, k8s_namespace, exp_id)
+    wait_until(
+        lambda: not client.CoreV1Api(k8s_api).list_namespaced_pod(k8s_namespace).items,
+        30,
+        "the pods to go",
+    )
+    statuses = {t.id: t.status.value for t in store.list_trials(exp_id)}
+    assert statuses[first.id] == "USER_CANCELED"
+    assert statuses[second.id] == "SYS_CANCELED"
