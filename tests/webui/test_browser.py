@@ -182,3 +182,21 @@ def test_overview_live_update_concurrency_and_kill(
 
 def _trial_status(client: ApiClient, exp_id: str, trial_id: str) -> str:
     return str(next(t["status"] for t in client.trials(exp_id) if t["id"] == trial_id))
+
+
+def test_sign_in_dialog_keeps_the_token_in_the_tab(stack: EmbeddedStack, browser: Any) -> None:
+    page = browser.new_page()
+    page.goto(f"{stack.api_url}/")
+    dialog = page.locator("dialog#login")
+    expect(dialog).to_be_visible()
+    expect(page.locator("#live")).to_have_text("offline")
+    page.fill("#token-input", "not-the-token")
+    page.click("#login-form button")
+    expect(dialog).to_be_visible()  # refused again
+    page.fill("#token-input", stack.api_token)
+    page.click("#login-form button")
+    expect(dialog).to_be_hidden()
+    expect(page.locator("#experiment-picker")).to_be_attached()
+    expect(page.locator("#banner.error")).to_have_count(0)
+    page.click("#forget-token")
+    expect(dialog).to_be_visible()

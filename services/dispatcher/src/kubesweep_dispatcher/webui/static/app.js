@@ -11,6 +11,8 @@
   const ENDED_TRIAL = new Set(["SUCCEEDED", "FAILED", "USER_CANCELED", "SYS_CANCELED", "EARLY_STOPPED"]);
   const TRIAL_STATUSES = ["WAITING", "RUNNING", ...ENDED_TRIAL];
   const PRIMARY_FIRST = ["local-0", "master-0", "chief-0", "worker-0"];
+  // More rows than this make the page sluggish; search and filter narrow the rest.
+  const MAX_ROWS = 500;
   const Charts = window.KSCharts;
 
   const state = {
@@ -177,6 +179,19 @@
     select(chosen.id);
   }
 
+  // A hidden tab needs no live stream, and each open stream holds an API thread.
+  function onVisibility() {
+    if (!state.expId) return;
+    if (document.hidden) {
+      if (state.stream) state.stream.abort();
+      state.stream = null;
+      setLive(false);
+    } else if (!state.stream) {
+      refreshSoon(0);
+      followEvents(state.expId);
+    }
+  }
+
   function select(expId) {
     if (state.stream) state.stream.abort();
     state.expId = expId;
@@ -333,7 +348,11 @@
     $("#exp-platform").textContent = exp.platform || "–";
     $("#exp-started").textContent = new Date(exp.created * 1000).toLocaleString();
     const best = $("#exp-best");
-    if (exp.best) {
+    if (exp.pareto_front) {
+      // Multi-objective: no single best, the trade-off front instead.
+      const names = (exp.objectives || []).map((o) => `${o.name} (${o.direction})`).join(", ");
+      best.textContent = `Pareto front: ${exp.pareto_front.length} trials ★ on ${names}`;
+    } else if (exp.best) {
       best.replaceChildren(
         `${Charts.fmt(exp.best.value)} `,
         node("a", { href: `#trial-${exp.best.trial_id}`, textContent: `(${exp.best.trial_id})`, onclick: () => highlight(exp.best.trial_id) }),
@@ -406,12 +425,17 @@
     const rows = visibleTrials();
     const bestId = state.exp && state.exp.best ? state.exp.best.trial_id : null;
     const body = $("#trial-table tbody");
-    body.replaceChildren(...rows.map((t) => trialRow(t, t.id === bestId)));
-    $("#trial-shown").textContent = `${rows.length} of ${state.trials.length} trials`;
+    body.replaceChildren(...rows.slice(0, MAX_ROWS).map((t) => trialRow(t, t.id === bestId)));
+    $("#trial-shown").textContent = rows.length > MAX_ROWS
+      ? `first ${MAX_ROWS} of ${rows.length} matching (${state.trials.length} trials); search or filter to see others`
+      : `${rows.length} of ${state.trials.length} trials`;
   }
 
   function trialRow(trial, isBest) {
     const row = node("tr", { id: `trial-${trial.id}` });
+    const front = state.exp && state.exp.pareto_front
+      ? state.exp.pareto_front.some((p) => p.trial_id === trial.id)
+      : false;
     row.dataset.trialId = trial.id;
     row.dataset.status = trial.status;
     if (isBest) row.classList.add("best-row");
@@ -432,7 +456,7 @@
     const duration = trialDuration(trial);
     const cells = [
       node("td", { textContent: String(trial.seq) }),
-      node("td", { className: "mono", textContent: trial.id }),
+      node("td", { className: "mono", textContent: front ? `${trial.id} ★` : trial.id, title: front ? "on the Pareto front" : "" }),
       node("td", {}, [node("span", { className: `badge ${trial.status}`, textContent: trial.status, title: trial.message || "" })]),
       node("td", { className: "metric", textContent: metric }),
       node("td", { textContent: intermediate }),
@@ -496,8 +520,9 @@
     const dims = names.map((name) => {
       const values = trials.map((t) => (t.parameters || {})[name]).filter((v) => v !== undefined);
       const numeric = values.every((v) => typeof v === "number");
+      const kind = (((state.exp.spec || {}).search_space || {})[name] || {})._type || "";
       return numeric
-        ? { name, kind: "num" }
+        ? { name, kind: "num", log: kind.endsWith("loguniform") || kind.endsWith("lognormal") }
         : { name, kind: "cat", categories: [...new Set(values.map((v) => (typeof v === "string" ? v : JSON.stringify(v))))].sort() };
     });
     const metrics = trials.map((t) => t.default_metric).filter((v) => v !== null && v !== undefined);
@@ -617,6 +642,7 @@
         renderOverview();
       }
     }, 1000);
+    document.addEventListener("visibilitychange", onVisibility);
     let resizeTimer = null;
     window.addEventListener("resize", () => {
       clearTimeout(resizeTimer);

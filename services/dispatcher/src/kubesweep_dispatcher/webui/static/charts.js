@@ -166,7 +166,7 @@
   }
 
   /**
-   * Parallel coordinates. dims: [{name, kind: "num"|"cat", categories?}]; rows: [{values,
+   * Parallel coordinates. dims: [{name, kind: "num"|"cat", log?, categories?}]; rows: [{values,
    * score (0..1 or null), title}]. Numeric axes span their values; categorical axes space
    * their categories evenly.
    */
@@ -189,6 +189,15 @@
         return { x: left + i * step, pos, labels: cats.map((c) => [pos(c), String(c)]) };
       }
       const nums = rows.map((r) => r.values[i]).filter((v) => typeof v === "number");
+      if (dim.log && nums.length && nums.every((v) => v > 0)) {
+        // loguniform parameters: equal distance per decade.
+        const [lo, hi] = extent(nums.map(Math.log10));
+        const inner = linear(lo, hi, bottom, top);
+        const pos = (v) => inner(Math.log10(v));
+        const decades = [];
+        for (let k = Math.ceil(lo); k <= Math.floor(hi); k += 1) decades.push(k);
+        return { x: left + i * step, pos, labels: decades.map((k) => [inner(k), fmt(10 ** k)]) };
+      }
       const [lo, hi] = extent(nums);
       const pos = linear(lo, hi, bottom, top);
       return { x: left + i * step, pos, labels: ticks(lo, hi, 4).map((t) => [pos(t), fmt(t)]) };
