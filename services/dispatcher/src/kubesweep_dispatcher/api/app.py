@@ -14,6 +14,7 @@ from kubesweep.errors import ConfigError, KubesweepError
 from kubesweep.httperrors import error_body, error_response
 from kubesweep_dispatcher.api.auth import token_matches
 from kubesweep_dispatcher.api.events import bp as events_bp
+from kubesweep_dispatcher.api.events import follower_slots
 from kubesweep_dispatcher.api.experiments import bp as experiments_bp
 from kubesweep_dispatcher.api.manage import bp as manage_bp
 from kubesweep_dispatcher.api.openapi import OPENAPI_PATH
@@ -32,6 +33,7 @@ def create_app(ctx: DispatcherContext, celery: Celery | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = ctx.settings.max_code_mb * 1024 * 1024 + 1024 * 1024
     app.extensions["kubesweep.ctx"] = ctx
     app.extensions["kubesweep.celery"] = celery or make_celery(ctx.settings.redis_url)
+    app.extensions["kubesweep.event_followers"] = follower_slots(ctx.settings.api_threads)
     # `is not None`: an empty SecretStr is falsy, and must not read as "no token".
     secret = ctx.settings.api_token
     token = secret.get_secret_value() if secret is not None else None

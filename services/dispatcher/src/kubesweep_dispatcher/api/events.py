@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Iterator
 
-from flask import Blueprint, Response, request, stream_with_context
+from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
 
 from kubesweep.errors import ConfigError
+from kubesweep.httperrors import error_body
 from kubesweep_dispatcher.api.common import ctx, known_id
 
 bp = Blueprint("events", __name__, url_prefix="/api/v1/experiments")
@@ -16,6 +18,18 @@ _STREAM_ID = re.compile(r"\d{1,20}-\d{1,20}")
 # A connection holds a server thread; clients reconnect with Last-Event-ID and lose nothing.
 MAX_CONNECTION_S = 300.0
 KEEPALIVE_S = 15.0
+RETRY_AFTER_S = 2
+
+
+def follower_slots(threads: int) -> threading.BoundedSemaphore:
+    """How many followed streams may be open at once. Each holds a server thread for
+    minutes; without a cap a few browser tabs would leave no thread for other requests."""
+    return threading.BoundedSemaphore(max(1, threads // 2))
+
+
+def _slots() -> threading.BoundedSemaphore:
+    slots: threading.BoundedSemaphore = current_app.extensions["kubesweep.event_followers"]
+    return slots
 
 
 @bp.get("/<exp_id>/events")
@@ -26,9 +40,28 @@ def stream_events(exp_id: str) -> Response:
     if not _STREAM_ID.fullmatch(after):
         raise ConfigError("must be an event id like 1700000000000-0", field="after")
     follow = request.args.get("follow", "true").lower() not in ("0", "false", "no")
+    slots = _slots()
+    if follow and not slots.acquire(blocking=False):
+        message = "too many followed event streams are open; retry later, or read with follow=false"
+        busy = jsonify(error_body("unavailable", message))
+        busy.status_code = 503
+        busy.headers["Retry-After"] = str(RETRY_AFTER_S)
+        return busy
+    once = threading.Lock()
+
+    def release() -> None:
+        # Called by the generator's end and by the server closing the response, whichever
+        # comes first; a stream closed before its first chunk never runs the generator.
+        if follow and once.acquire(blocking=False):
+            slots.release()
 
     def generate() -> Iterator[str]:
-        cursor = after
+        try:
+            yield from _events(after, follow)
+        finally:
+            release()
+
+    def _events(cursor: str, follow: bool) -> Iterator[str]:
         started = last_sent = time.monotonic()
         while True:
             entries = store.read_events(
@@ -50,4 +83,8 @@ def stream_events(exp_id: str) -> Response:
                 last_sent = now
 
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    return Response(stream_with_context(generate()), mimetype="text/event-stream", headers=headers)
+    response = Response(
+        stream_with_context(generate()), mimetype="text/event-stream", headers=headers
+    )
+    response.call_on_close(release)
+    return response

@@ -89,11 +89,11 @@
     node.classList.toggle("error", Boolean(isError));
   }
 
-  function setLive(on) {
+  function setLive(on, label) {
     const node = $("#live");
     node.classList.toggle("on", on);
     node.classList.toggle("off", !on);
-    node.textContent = on ? "live" : "offline";
+    node.textContent = on ? label || "live" : "offline";
   }
 
   function metricOf(value) {
@@ -263,9 +263,11 @@
     const control = new AbortController();
     state.stream = control;
     let backoff = 500;
+    let follow = true;
+    const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
     while (!control.signal.aborted && expId === state.expId) {
       try {
-        const url = `/api/v1/experiments/${encodeURIComponent(expId)}/events?after=${encodeURIComponent(state.lastEventId)}`;
+        const url = `/api/v1/experiments/${encodeURIComponent(expId)}/events?after=${encodeURIComponent(state.lastEventId)}${follow ? "" : "&follow=false"}`;
         const response = await fetch(url, {
           headers: authHeaders({ Accept: "text/event-stream" }),
           signal: control.signal,
@@ -275,15 +277,25 @@
           askToken();
           return;
         }
+        if (response.status === 503 && follow) {
+          // Every followed-stream slot of the API is taken: poll until one frees up.
+          follow = false;
+          continue;
+        }
         if (!response.ok || !response.body) throw new Error(`HTTP ${response.status}`);
-        setLive(true);
+        setLive(true, follow ? "live" : "polling");
         backoff = 500;
         await readEvents(response.body, expId);
+        if (!follow) {
+          await sleep(2000);
+          follow = true;
+          continue;
+        }
       } catch (error) {
         if (control.signal.aborted) return;
       }
       setLive(false);
-      await new Promise((resolve) => setTimeout(resolve, backoff));
+      await sleep(backoff);
       backoff = Math.min(backoff * 2, 10000);
     }
   }
