@@ -56,7 +56,8 @@ params = nni.get_next_parameter()
 role = os.environ.get("KUBESWEEP_REPLICA_TYPE", "?")
 print(f"hello from {role}-{os.environ.get('KUBESWEEP_REPLICA_INDEX')} x={params['x']}")
 print(f"stderr of {role}-{os.environ.get('KUBESWEEP_REPLICA_INDEX')}", file=sys.stderr, flush=True)
-time.sleep(SLEEP)
+# A retried attempt may run shorter (RETRY_SLEEP), so an eviction test need not wait twice.
+time.sleep(SLEEP if os.environ.get("KUBESWEEP_TRIAL_ATTEMPT", "1") == "1" else RETRY_SLEEP)
 nni.report_intermediate_result(params["x"] / 2)
 nni.report_final_result(params["x"])
 """
@@ -71,6 +72,7 @@ def write_experiment(
     trials: int = 6,
     concurrency: int = 3,
     sleep: float = 0.0,
+    retry_sleep: float | None = None,
     image: str | None = None,
     extension: dict[str, Any] | None = None,
 ) -> Path:
@@ -80,7 +82,10 @@ def write_experiment(
     config = yaml.safe_load(seed.read_text())
     code = folder / "code"
     code.mkdir(parents=True)
-    (code / "trial.py").write_text(TRIAL_SCRIPT.replace("SLEEP", repr(sleep)))
+    script = TRIAL_SCRIPT.replace(
+        "RETRY_SLEEP", repr(sleep if retry_sleep is None else retry_sleep)
+    )
+    (code / "trial.py").write_text(script.replace("SLEEP", repr(sleep)))
     (folder / "search_space.json").write_text('{"x": {"_type": "uniform", "_value": [0, 1]}}')
     config.update(
         trialConcurrency=concurrency,
@@ -577,7 +582,8 @@ def test_evicted_pod_is_retried_as_a_new_attempt_not_a_failure(
         nfs=nfs_server,
         trials=1,
         concurrency=1,
-        sleep=3.0,
+        sleep=60.0,
+        retry_sleep=0.5,
         extension={"job": {"maxAttempts": 2}},
     )
     api = ApiClient(stack.api_url, stack.api_token)
@@ -588,7 +594,13 @@ def test_evicted_pod_is_retried_as_a_new_attempt_not_a_failure(
             store, exp_id, lambda t: t.status.value == "RUNNING", "a RUNNING trial", 60
         )
         job = _job_of(first)[2]
-        wait_until(lambda: nfs_kubelet.run_of(f"{job}-worker-0"), 10, "the worker's process")
+        trial_dir = nfs_server.export_dir / "kubesweep" / exp_id / "trials" / first.id
+        first_stdout = trial_dir / "output" / "worker-0" / "stdout"
+        wait_until(
+            lambda: first_stdout.exists() and "hello" in first_stdout.read_text(),
+            30,
+            "attempt 1's worker to run",
+        )
         nfs_kubelet.evict(f"{job}-worker-0")
         exp = wait_for(api, exp_id, ENDED, timeout=60)
         assert exp["status"] == "DONE", exp
@@ -606,8 +618,6 @@ def test_evicted_pod_is_retried_as_a_new_attempt_not_a_failure(
     assert "Evicted" in retry.payload["reason"], retry.payload
     assert jobs.created == [job, names.job_name(exp_id, trial.id, 2)]
     # Each attempt wrote its own folder; `output` (and `trial log`) show the last attempt.
-    trial_dir = nfs_server.export_dir / "kubesweep" / exp_id / "trials" / trial.id
-    assert (trial_dir / "output" / "worker-0" / "stdout").exists()
     assert (trial_dir / "attempts" / "2" / "output" / "worker-0" / "stdout").exists()
     shown = kubesweep_cli(stack, "trial", "log", exp_id, trial.id)
     assert shown.returncode == 0, shown.stderr

@@ -59,16 +59,19 @@ class Following:
         self._notify = notify
         self._resync_s = resync_s
         with self._lock:
-            for key in set(self._jobs) - wanted:
-                self._jobs.pop(key).stop()
-            for namespace in set(self._pods) - {key[0] for key in wanted}:
-                self._pods.pop(namespace).stop()
+            # Stopped after the lock is released: a stopping informer may be delivering an
+            # event, and _on_pod takes the lock.
+            retired = [self._jobs.pop(key) for key in set(self._jobs) - wanted]
+            namespaces = {key[0] for key in wanted}
+            retired += [self._pods.pop(ns) for ns in set(self._pods) - namespaces]
             for key in wanted - set(self._jobs):
                 self._jobs[key] = self._job_informer(*key)
                 self._jobs[key].start()
-            for namespace in {key[0] for key in wanted} - set(self._pods):
+            for namespace in namespaces - set(self._pods):
                 self._pods[namespace] = self._pod_informer(namespace)
                 self._pods[namespace].start()
+        for informer in retired:
+            informer.stop()
 
     def close(self) -> None:
         with self._lock:
@@ -135,7 +138,9 @@ class Following:
         job_name = (pod["metadata"].get("labels") or {}).get(cluster.JOB_NAME_LABEL)
         if not job_name:
             return
-        for (job_namespace, _kind, _version), informer in list(self._jobs.items()):
+        with self._lock:
+            followed = list(self._jobs.items())
+        for (job_namespace, _kind, _version), informer in followed:
             if job_namespace != namespace:
                 continue
             job = informer.get(job_name)
