@@ -3,13 +3,14 @@
 Compares, on the 7-dimension mixed space below (performance-anchors.md), at N = 10, 100,
 500, 1000 and 2000 completed trials:
 
-* kubesweep ``TPE`` (numpy, NNI 3.0's algorithm),
+* kubesweep ``TPE`` (its default joint TPE) and ``TPE`` with
+  ``tpe_args: {nni_compatible: true}`` (NNI 3.0's algorithm, numpy),
 * kubesweep ``TPE_legacy`` (hyperopt, through kubesweep's wrapper),
 * raw hyperopt ``tpe.suggest`` on the same ``Trials``,
 * with ``--nni``: NNI 3.0's own ``TpeTuner``, run in ``bench/.nni-venv`` (created and
   ``pip install nni==3.0``-ed on first use; nni is not a project dependency). ``--nni``
-  also checks that kubesweep's TPE proposes exactly NNI's parameters for the same seed
-  and events (concurrency 4, some failed trials).
+  also checks that kubesweep's TPE in ``nni_compatible`` mode proposes exactly NNI's
+  parameters for the same seed and events (concurrency 4, some failed trials).
 
 Every tuner gets the same N random configurations and losses (parameter ids it never
 generated, or ``import_data`` for NNI, whose ``receive_trial_result`` rejects those).
@@ -77,9 +78,14 @@ def history(n: int, seed: int = 0) -> list[tuple[dict[str, Any], float]]:
     return out
 
 
-def kubesweep_timer(name: str, data: list[tuple[dict[str, Any], float]]) -> tuple[Tuner, Timer]:
+NNI_MODE: dict[str, Any] = {"tpe_args": {"nni_compatible": True}}
+
+
+def kubesweep_timer(
+    name: str, data: list[tuple[dict[str, Any], float]], class_args: dict[str, Any] | None = None
+) -> tuple[Tuner, Timer]:
     """A fed tuner and a function timing one suggestion (ms) for parameter id ``pid``."""
-    tuner = create_tuner(name, {"seed": 1})
+    tuner = create_tuner(name, {"seed": 1, **(class_args or {})})
     tuner.update_search_space(SPACE)
     for pid, (params, loss) in enumerate(data):
         tuner.receive_trial_result(pid, params, loss)
@@ -147,8 +153,8 @@ class NniWorker:
 
 
 def agreement(worker: NniWorker, trials: int = 200, seed: int = 7) -> tuple[int, int]:
-    """How many of ``trials`` suggestions kubesweep TPE and NNI 3.0 share, same seed and events."""
-    ours = create_tuner("TPE", {"seed": seed})
+    """How many of ``trials`` suggestions kubesweep TPE (NNI mode) and NNI 3.0 share."""
+    ours = create_tuner("TPE", {"seed": seed, **NNI_MODE})
     ours.update_search_space(SPACE)
     theirs: list[Any] = worker.call(op="replay", space=SPACE, seed=seed, trials=trials)
     running: list[tuple[int, dict[str, Any]]] = []
@@ -174,15 +180,17 @@ def main() -> None:
     parser.add_argument("--n", type=int, nargs="+", default=[10, 100, 500, 1000, 2000])
     args = parser.parse_args()
     worker = NniWorker() if args.nni else None
-    names = ["kubesweep TPE", "TPE_legacy", "hyperopt tpe.suggest"]
+    names = ["kubesweep TPE", "TPE nni_compatible", "TPE_legacy", "hyperopt tpe.suggest"]
     names += ["NNI 3.0 TPE"] if worker else []
     rows = []
     for n in args.n:
         data = history(n)
         _, ours = kubesweep_timer("TPE", data)
+        _, ours_nni = kubesweep_timer("TPE", data, NNI_MODE)
         legacy, legacy_once = kubesweep_timer("TPE_legacy", data)
         timers: dict[str, Timer] = {
             "kubesweep TPE": ours,
+            "TPE nni_compatible": ours_nni,
             "TPE_legacy": legacy_once,
             "hyperopt tpe.suggest": raw_hyperopt_timer(legacy),
         }
@@ -211,7 +219,10 @@ def main() -> None:
         print(f"| {n} | " + " | ".join(cells) + " |")
     if worker:
         same, total = agreement(worker)
-        print(f"\nkubesweep TPE vs NNI 3.0, seed 7, concurrency 4: {same}/{total} identical")
+        print(
+            f"\nkubesweep TPE (nni_compatible) vs NNI 3.0, seed 7, concurrency 4: "
+            f"{same}/{total} identical"
+        )
         worker.close()
 
 

@@ -1,4 +1,5 @@
-"""The numpy TPE (`kubesweep_tuner.algorithms.tpe`): NNI 3.0's algorithm, piece by piece."""
+"""The numpy TPE (`kubesweep_tuner.algorithms.tpe`): NNI 3.0's algorithm piece by piece
+(``tpe_args: {nni_compatible: true}``), and the joint TPE that is the default."""
 
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ QUADRATIC = {"x": {"_type": "uniform", "_value": [-10.0, 10.0]}}
 
 
 def tpe(space: dict[str, Any], seed: int = 0, **tpe_args: Any) -> TpeTuner:
+    """TPE in NNI mode unless ``nni_compatible=False`` is passed."""
+    tpe_args.setdefault("nni_compatible", True)
     tuner = create_tuner("TPE", {"seed": seed, "tpe_args": tpe_args})
     assert isinstance(tuner, TpeTuner)
     tuner.update_search_space(space)

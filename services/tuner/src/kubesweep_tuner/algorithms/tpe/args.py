@@ -9,7 +9,7 @@ from kubesweep.errors import ConfigError
 from kubesweep_tuner.algorithms.base import check_number, class_arg_field
 from kubesweep_tuner.algorithms.tpe.estimator import TpeArgs
 
-__all__ = ["LIAR_TYPES", "Liar", "parse_tpe_args"]
+__all__ = ["JOINT_DEFAULTS", "LIAR_TYPES", "Liar", "parse_tpe_args"]
 
 LIAR_TYPES = ("best", "worst", "mean")
 _KEYS = (
@@ -19,7 +19,11 @@ _KEYS = (
     "linear_forgetting",
     "prior_weight",
     "gamma",
+    "nni_compatible",
 )
+#: Defaults of the joint TPE (kubesweep's default): Optuna's n_startup_trials 10 and
+#: gamma(N) = min(ceil(0.1 N), 25); the other defaults are NNI's (= Optuna's).
+JOINT_DEFAULTS: dict[str, Any] = {"n_startup_jobs": 10, "gamma": 0.1, "nni_compatible": False}
 
 
 def parse_tpe_args(tpe_args: object) -> TpeArgs:
@@ -29,7 +33,7 @@ def parse_tpe_args(tpe_args: object) -> TpeArgs:
     TypeError at start-up, a bad value fails later); here every value is checked up front.
     """
     if tpe_args is None:
-        return TpeArgs()
+        return TpeArgs(**JOINT_DEFAULTS)
     if not isinstance(tpe_args, dict):
         raise ConfigError("must be an object", field=class_arg_field("tpe_args"))
     kwargs: dict[str, Any] = {}
@@ -45,6 +49,12 @@ def parse_tpe_args(tpe_args: object) -> TpeArgs:
             kwargs[key] = check_number(name, value, minimum=0)
         elif key == "gamma":
             kwargs[key] = check_number(name, value, minimum=0, maximum=1, exclusive=True)
+        elif key == "nni_compatible":
+            if not isinstance(value, bool):
+                raise ConfigError(
+                    f"must be true or false, got {value!r}", field=class_arg_field(name)
+                )
+            kwargs[key] = value
         else:
             close = difflib.get_close_matches(str(key), _KEYS, n=1, cutoff=0.6)
             hint = f"did you mean {close[0]!r}? " if close else ""
@@ -52,7 +62,9 @@ def parse_tpe_args(tpe_args: object) -> TpeArgs:
                 f"unknown key; {hint}accepted: {', '.join(_KEYS)}",
                 field=class_arg_field(name),
             )
-    return TpeArgs(**kwargs)
+    if kwargs.get("nni_compatible", False):
+        return TpeArgs(**kwargs)
+    return TpeArgs(**{**JOINT_DEFAULTS, **kwargs})
 
 
 def _liar_type(name: str, value: object) -> str | None:

@@ -56,6 +56,9 @@ class TpeArgs:
     linear_forgetting: int = 25
     prior_weight: float = 1.0
     gamma: float = 0.25
+    #: True: NNI 3.0's per-parameter TPE, suggestion for suggestion. False: the joint
+    #: (multivariate) TPE of `joint`, where ``gamma`` is a fraction of N, not of sqrt N.
+    nni_compatible: bool = True
 
 
 def linear_forgetting_weights(n: int, linear_forgetting: int) -> Floats:

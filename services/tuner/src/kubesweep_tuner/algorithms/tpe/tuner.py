@@ -29,6 +29,7 @@ from kubesweep_tuner.algorithms.registry import register
 from kubesweep_tuner.algorithms.support import decode_import, loss_or_none
 from kubesweep_tuner.algorithms.tpe.args import Liar, parse_tpe_args
 from kubesweep_tuner.algorithms.tpe.estimator import Floats, random_parameter, suggest_parameter
+from kubesweep_tuner.algorithms.tpe.joint import group_key, suggest_group
 
 __all__ = ["TpeTuner"]
 
@@ -86,6 +87,11 @@ class TpeTuner(Tuner):
         self._values: dict[Key, list[float]] = defaultdict(list)
         self._losses: dict[Key, list[float]] = defaultdict(list)
         self._arrays: dict[Key, tuple[Floats, Floats]] = {}  # cache of the two lists above
+        # Joint mode: parameters grouped by activation condition, one row per observation.
+        self._groups: dict[Key, list[ParamSpec]] = {}
+        self._rows: dict[Key, list[list[float]]] = defaultdict(list)
+        self._row_losses: dict[Key, list[float]] = defaultdict(list)
+        self._row_arrays: dict[Key, tuple[Floats, Floats]] = {}
         self._seen: set[str] = set()
 
     # -- Tuner interface -----------------------------------------------------------------
@@ -95,9 +101,15 @@ class TpeTuner(Tuner):
         space = NniSpace(search_space)
         old_specs, self._space = self._specs, space
         self._specs = {spec.key: spec for spec in space.specs}
+        self._groups = {}
+        for spec in space.specs:
+            self._groups.setdefault(group_key(spec), []).append(spec)
         self._values.clear()
         self._losses.clear()
         self._arrays.clear()
+        self._rows.clear()
+        self._row_losses.clear()
+        self._row_arrays.clear()
         self._seen.clear()
         for gen in self._generated.values():
             fitted = self._fit(gen.params, gen.base, old_specs)
@@ -116,7 +128,11 @@ class TpeTuner(Tuner):
         space = self._require_space()
         if space.size is not None and len(self._seen) >= space.size:
             raise NoMoreTrials(f"all {space.size} configurations of the search space were tried")
-        history = self._history_with_lies()
+        history = (
+            self._history_with_lies()
+            if self.args.nni_compatible
+            else self._group_history_with_lies()
+        )
         base = self._suggest(space, history)
         params = self._to_params(base)
         for attempt in range(2 * _MAX_REDRAWS):
@@ -180,10 +196,49 @@ class TpeTuner(Tuner):
             self._add(fitted[0], loss)
 
     def _add(self, base: Internal, loss: float) -> None:
+        if not self.args.nni_compatible:
+            for group, row in self._group_rows(base):
+                self._rows[group].append(row)
+                self._row_losses[group].append(loss)
+                self._row_arrays.pop(group, None)
+            return
         for key, x in base.items():
             self._values[key].append(float(x))
             self._losses[key].append(loss)
             self._arrays.pop(key, None)
+
+    def _group_rows(self, base: Internal) -> list[tuple[Key, list[float]]]:
+        """The rows ``base`` adds: one per group active in it."""
+        return [
+            (group, [float(base[spec.key]) for spec in specs])
+            for group, specs in self._groups.items()
+            if all(spec.key in base for spec in specs)
+        ]
+
+    def _group_history_with_lies(self) -> dict[Key, tuple[Floats, Floats]]:
+        history: dict[Key, tuple[Floats, Floats]] = {}
+        for group, specs in self._groups.items():
+            arrays = self._row_arrays.get(group)
+            if arrays is None:
+                rows = self._rows.get(group, [])
+                matrix = np.asarray(rows, dtype=np.float64).reshape(len(rows), len(specs))
+                arrays = (matrix, np.asarray(self._row_losses.get(group, []), dtype=np.float64))
+                self._row_arrays[group] = arrays
+            history[group] = arrays
+        if self._liar is None or not self._running:
+            return history
+        lie = self._liar.lie()
+        extra: dict[Key, list[list[float]]] = defaultdict(list)
+        for pid in self._running:
+            for group, row in self._group_rows(self._generated[pid].base or {}):
+                extra[group].append(row)
+        for group, rows in extra.items():
+            matrix, losses = history[group]
+            history[group] = (
+                np.vstack([matrix, np.asarray(rows)]),
+                np.append(losses, np.full(len(rows), lie)),
+            )
+        return history
 
     def _history(self, key: Key) -> tuple[Floats, Floats]:
         if key not in self._values:
@@ -241,6 +296,14 @@ class TpeTuner(Tuner):
     ) -> Internal:
         """One configuration in base space; from the prior alone when ``history`` is None."""
         base: Internal = {}
+        if history is not None and not self.args.nni_compatible:
+            for group, specs in self._groups.items():
+                if not specs[0].active(base):
+                    continue
+                observed, losses = history[group]
+                drawn = suggest_group(self.args, self._rng, specs, observed, losses)
+                base.update(zip((spec.key for spec in specs), drawn, strict=True))
+            return base
         for spec in space.specs:
             if not spec.active(base):
                 continue
