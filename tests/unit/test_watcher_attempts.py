@@ -185,3 +185,20 @@ def test_a_lost_retry_launch_is_sent_again(
     monkeypatch.setattr(time, "monotonic", lambda: clock + RELAUNCH_AFTER_S + 1)
     fresh.sweep()
     assert launches == [trial_id] * 3
+
+
+def test_a_change_seen_before_the_job_is_recorded_is_looked_at_again(
+    setup: tuple[Watcher, ScriptedPlatform, list[str], str], store: Store
+) -> None:
+    """The operator can mark a job Running before the worker has written the job's handle on
+    the trial; the event must not wait for the next sweep."""
+    watcher, platform, _launches, trial_id = setup
+    watcher.sweep()  # (learns the experiment)
+    platform.seen = JobObservation(True, TrialStatus.RUNNING, "")
+    watcher.notify("exp1", trial_id)
+    assert watcher.wait(0.5) == 0  # no job on the trial yet
+    _launch(store, trial_id, "job-1")
+    started = time.monotonic()
+    assert watcher.wait(2.0) == 1  # the recheck, not a new event
+    assert time.monotonic() - started < 1.0
+    assert store.get_trial("exp1", trial_id).status is TrialStatus.RUNNING

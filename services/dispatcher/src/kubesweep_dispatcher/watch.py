@@ -41,6 +41,10 @@ log = logging.getLogger(__name__)
 GRACE_S = 3.0
 # A retried attempt whose launch has not been recorded by then is sent again.
 RELAUNCH_AFTER_S = 10.0
+# A job can change before the worker has recorded it on its trial (the operator is fast):
+# such a change is looked at again this often, this many times, before the sweep takes over.
+RECHECK_S = 0.1
+RECHECKS = 30
 Key = tuple[str, str]
 SendLaunch = Callable[[str, str], None]
 
@@ -57,6 +61,7 @@ class Watcher:
         self._relaunched: dict[Key, float] = {}
         self._specs: dict[str, ExperimentSpec] = {}
         self._followed: set[str] = set()
+        self._later: dict[Key, tuple[float, int]] = {}  # rechecks: due time, count
 
     # -- events ----------------------------------------------------------------------------
 
@@ -65,18 +70,27 @@ class Watcher:
         self.changes.put((exp_id, trial_id))
 
     def wait(self, timeout: float) -> int:
-        """Handle the changes that arrive within ``timeout`` s; returns the transitions made."""
-        try:
-            first = self.changes.get(timeout=max(0.0, timeout))
-        except queue.Empty:
-            return 0
-        keys = {first}
+        """Handle the changes that arrive within ``timeout`` s (and the rechecks that fall
+        due); returns the transitions made."""
+        keys = self._due()
+        if not keys:
+            due = min((at for at, _ in self._later.values()), default=None)
+            if due is not None:
+                timeout = min(timeout, due - time.monotonic())
+            try:
+                keys = {self.changes.get(timeout=max(0.0, timeout))}
+            except queue.Empty:
+                keys = self._due()
         while True:  # everything queued meanwhile, each trial once
             try:
                 keys.add(self.changes.get_nowait())
             except queue.Empty:
                 break
         return sum(self.handle(*key) for key in keys)
+
+    def _due(self) -> set[Key]:
+        now = time.monotonic()
+        return {key for key, (at, _) in self._later.items() if at <= now}
 
     def handle(self, exp_id: str, trial_id: str) -> int:
         """Look at one trial now (its job changed)."""
@@ -87,6 +101,16 @@ class Watcher:
             return 0
         if spec is None:
             return 0
+        key = (exp_id, trial_id)
+        if trial.status is TrialStatus.WAITING and not trial.job:
+            # Its job changed before the worker recorded it: look again shortly.
+            count = self._later.get(key, (0.0, 0))[1]
+            if count < RECHECKS:
+                self._later[key] = (time.monotonic() + RECHECK_S, count + 1)
+            else:
+                self._later.pop(key, None)
+            return 0
+        self._later.pop(key, None)
         if trial.status not in ACTIVE_TRIAL_STATUSES or not trial.job:
             return 0
         try:
