@@ -52,7 +52,9 @@ def _ok(result: subprocess.CompletedProcess[str]) -> str:
 
 def test_update_resume_export_import_delete(stack: EmbeddedStack, tmp_path: Path) -> None:
     client = ApiClient(stack.api_url, stack.api_token)
-    config = write_experiment(tmp_path / "a", trials=4, concurrency=1, sleep=2.0)
+    # Long enough trials that both updates land while the first four are still running,
+    # even when each CLI process takes seconds to start on a busy machine.
+    config = write_experiment(tmp_path / "a", trials=4, concurrency=1, sleep=5.0)
     exp_id = client.submit(config)
     _ok(kubesweep(stack, "update", "concurrency", exp_id, "--value", "2"))
     _ok(kubesweep(stack, "update", "trialnum", exp_id, "--value", "6"))
@@ -77,7 +79,7 @@ def test_update_resume_export_import_delete(stack: EmbeddedStack, tmp_path: Path
     export_file = tmp_path / "export.json"
     export_file.write_text(json.dumps(exported))
 
-    second = client.submit(write_experiment(tmp_path / "b", trials=1, concurrency=1, sleep=3))
+    second = client.submit(write_experiment(tmp_path / "b", trials=1, concurrency=1, sleep=12))
     reply = _ok(kubesweep(stack, "experiment", "import", second, "--filename", str(export_file)))
     assert "imported 8" in reply
     bad = tmp_path / "bad.json"

@@ -101,6 +101,7 @@ def test_nnictl_commands_json_and_exit_codes(
     wait_for(client, exp_id, {"DONE"}, timeout=90)
     view = ok_json(cli, "view", exp_id, "--json")
     assert view["experiment"]["id"] == exp_id
+    assert f"web UI: {stack.api_url}/oview?id={exp_id}" in cli("view", exp_id).stdout
     assert len(view["trials"]) == 4
     assert {t["status"] for t in view["trials"]} == {"SUCCEEDED", "USER_CANCELED"}
     scored = [t for t in view["trials"] if t["default_metric"] is not None]

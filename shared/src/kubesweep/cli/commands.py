@@ -69,6 +69,8 @@ def cmd_view(args: argparse.Namespace) -> int:
         return EXIT_OK
     console.print(render.experiments_table([exp]))
     console.print(render.trials_table(trials))
+    # nnictl view opens the web UI; here every experiment is always viewable there.
+    console.print(f"web UI: {client.url.rstrip('/')}/oview?id={exp['id']}")
     return EXIT_OK
 
 
