@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
@@ -57,13 +60,42 @@ def transient(exc: ApiException) -> bool:
     return exc.status in (429, 500, 502, 503, 504) or exc.status == 0
 
 
+T = TypeVar("T")
+_ATTEMPTS = 4
+
+
+def retrying(call: Callable[[], T]) -> T:
+    """``call()``, again after a 429 or 5xx (honouring Retry-After, at most 2 s a wait).
+
+    Discovery and permission checks answer a user's submission and a launch; client-go
+    retries these statuses by itself, the Python client does not, so one throttled or
+    failed request refused a good experiment (found by tests/chaos/test_kubeflow_chaos)."""
+    delay = 0.2
+    for attempt in range(1, _ATTEMPTS + 1):
+        try:
+            return call()
+        except ApiException as exc:
+            if not transient(exc) or attempt == _ATTEMPTS:
+                raise
+            hinted = (exc.headers or {}).get("Retry-After") if exc.headers else None
+            try:
+                wait = float(hinted) if hinted else delay
+            except ValueError:
+                wait = delay
+            time.sleep(min(wait, 2.0))
+            delay *= 2
+    raise AssertionError("unreachable")
+
+
 def served_versions(api: client.ApiClient, kind: str) -> list[str]:
     """The kubeflow.org versions under which the API server serves ``kind``'s resource."""
     plural = PLURALS[kind]
     # Raw JSON: turning discovery documents into the client's models costs ~1.5 s on the
     # first call of a process (lazily built pydantic models), paid by the first launch.
     try:
-        groups = raw_json(client.ApisApi(api).get_api_versions(_preload_content=False))
+        groups = retrying(
+            lambda: raw_json(client.ApisApi(api).get_api_versions(_preload_content=False))
+        )
     except ApiException as exc:
         raise TransientError(f"cannot list API groups: {exc.reason}") from exc
     versions = [
@@ -75,16 +107,21 @@ def served_versions(api: client.ApiClient, kind: str) -> list[str]:
     found = []
     for version in versions:
         try:
-            resources = raw_json(
-                client.CustomObjectsApi(api).get_api_resources(
-                    GROUP, version, _preload_content=False
-                )
-            )
-        except ApiException:
+            resources = retrying(functools.partial(_api_resources, api, version))
+        except ApiException as exc:
+            if transient(exc):
+                # Not "the CRD is missing": that would refuse the experiment for good.
+                raise TransientError(f"cannot list {GROUP}/{version}: {exc.reason}") from exc
             continue
         if any(r.get("name") == plural for r in resources.get("resources") or []):
             found.append(version)
     return found
+
+
+def _api_resources(api: client.ApiClient, version: str) -> dict[str, Any]:
+    return raw_json(
+        client.CustomObjectsApi(api).get_api_resources(GROUP, version, _preload_content=False)
+    )
 
 
 def raw_json(response: Any) -> dict[str, Any]:
@@ -109,7 +146,9 @@ def check_can(
         )
     )
     try:
-        reply = client.AuthorizationV1Api(api).create_self_subject_access_review(review)
+        reply = retrying(
+            lambda: client.AuthorizationV1Api(api).create_self_subject_access_review(review)
+        )
     except ApiException as exc:
         raise TransientError(f"cannot check permissions: {exc.reason}") from exc
     status = reply.status

@@ -91,11 +91,7 @@ class Following:
         informer = self._pods.get(namespace)
         if informer is None or not informer.synced.is_set():
             return None
-        return [
-            pod
-            for pod in informer.items()
-            if (pod["metadata"].get("labels") or {}).get(cluster.JOB_NAME_LABEL) == job_name
-        ]
+        return informer.indexed(job_name)
 
     # -- informers -------------------------------------------------------------------------
 
@@ -125,6 +121,7 @@ class Following:
             notify=functools.partial(self._on_pod, namespace),
             resync_s=self._resync_s,
             backoff_s=self._backoff_s,
+            index=_job_of_pod,
         )
 
     def _on_job(self, job: Obj) -> None:
@@ -135,7 +132,7 @@ class Following:
             self._notify(exp_id, trial_id)
 
     def _on_pod(self, namespace: str, pod: Obj) -> None:
-        job_name = (pod["metadata"].get("labels") or {}).get(cluster.JOB_NAME_LABEL)
+        job_name = _job_of_pod(pod)
         if not job_name:
             return
         with self._lock:
@@ -147,3 +144,9 @@ class Following:
             if job is not None:
                 self._on_job(job)
                 return
+
+
+def _job_of_pod(pod: Obj) -> str | None:
+    """The name of the training job a pod belongs to (the operator's label)."""
+    value = (pod["metadata"].get("labels") or {}).get(cluster.JOB_NAME_LABEL)
+    return None if value is None else str(value)

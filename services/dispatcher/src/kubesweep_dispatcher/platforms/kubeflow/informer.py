@@ -47,6 +47,7 @@ class Informer(threading.Thread):
         resync_s: float = 300.0,
         backoff_s: float = 0.5,
         resume_from: str | None = None,
+        index: Callable[[Obj], str | None] | None = None,
     ) -> None:
         super().__init__(name=f"informer {what}", daemon=True)
         self.what = what
@@ -57,6 +58,9 @@ class Informer(threading.Thread):
         self._backoff_s = backoff_s
         self._version = resume_from
         self._objects: dict[str, Obj] = {}
+        # Optional secondary index (e.g. pods by their job's name): key -> object names.
+        self._index_of = index
+        self._index: dict[str, set[str]] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._watch: watch.Watch | None = None
@@ -76,6 +80,26 @@ class Informer(threading.Thread):
     def items(self) -> list[Obj]:
         with self._lock:
             return list(self._objects.values())
+
+    def indexed(self, key: str) -> list[Obj]:
+        """The objects whose ``index`` value is ``key`` (O(1), not a scan)."""
+        with self._lock:
+            return [self._objects[name] for name in self._index.get(key, ())]
+
+    def _put(self, name: str, obj: Obj | None) -> None:
+        """Set or (obj None) drop one object, keeping the index (lock held)."""
+        old = self._objects.pop(name, None)
+        if self._index_of is not None and old is not None:
+            key = self._index_of(old)
+            if key is not None:
+                self._index.get(key, set()).discard(name)
+        if obj is None:
+            return
+        self._objects[name] = obj
+        if self._index_of is not None:
+            key = self._index_of(obj)
+            if key is not None:
+                self._index.setdefault(key, set()).add(name)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -132,7 +156,9 @@ class Informer(threading.Thread):
                 if name not in self._objects
                 or self._version_of(self._objects[name]) != self._version_of(obj)
             ]
-            self._objects = fresh
+            self._objects, self._index = {}, {}
+            for name, obj in fresh.items():
+                self._put(name, obj)
         self.lists += 1
         for obj in gone:
             self._notify(obj)
@@ -172,10 +198,7 @@ class Informer(threading.Thread):
                     continue
                 name = obj["metadata"]["name"]
                 with self._lock:
-                    if kind == "DELETED":
-                        self._objects.pop(name, None)
-                    else:
-                        self._objects[name] = obj
+                    self._put(name, None if kind == "DELETED" else obj)
                 self._notify(obj)
                 if self._stopping.is_set():
                     return
