@@ -41,6 +41,8 @@ def joint(space: dict[str, Any], seed: int = 0, **tpe_args: Any) -> TpeTuner:
 def test_defaults_are_joint_and_nni_mode_keeps_nni_defaults() -> None:
     default = parse_tpe_args(None)
     assert (default.nni_compatible, default.n_startup_jobs, default.gamma) == (False, 10, 0.1)
+    assert default.constant_liar_type == "worst"
+    assert parse_tpe_args({"constant_liar_type": None}).constant_liar_type is None
     assert parse_tpe_args({}) == default
     assert parse_tpe_args({"n_startup_jobs": 5}).gamma == JOINT_DEFAULTS["gamma"]
     assert parse_tpe_args({"nni_compatible": True}) == TpeArgs()  # NNI 3.0's defaults
@@ -158,3 +160,18 @@ def test_beats_nni_mode_on_a_curved_valley() -> None:
     assert statistics.median(best(False, s) for s in seeds) < statistics.median(
         best(True, s) for s in seeds
     )
+
+
+def test_default_liar_spreads_concurrent_suggestions() -> None:
+    def spread(liar: str) -> float:
+        tuner = joint(
+            {"x": {"_type": "uniform", "_value": [-10, 10]}}, seed=3, constant_liar_type=liar
+        )
+        for pid in range(30):
+            params = tuner.generate_parameters(pid)
+            tuner.receive_trial_result(pid, params, (params["x"] - 3) ** 2)
+        batch = [tuner.generate_parameters(pid)["x"] for pid in range(100, 108)]
+        return float(np.std(batch))
+
+    assert parse_tpe_args(None).constant_liar_type == "worst"
+    assert spread("worst") > spread("best")

@@ -22,8 +22,15 @@ _KEYS = (
     "nni_compatible",
 )
 #: Defaults of the joint TPE (kubesweep's default): Optuna's n_startup_trials 10 and
-#: gamma(N) = min(ceil(0.1 N), 25); the other defaults are NNI's (= Optuna's).
-JOINT_DEFAULTS: dict[str, Any] = {"n_startup_jobs": 10, "gamma": 0.1, "nni_compatible": False}
+#: gamma(N) = min(ceil(0.1 N), 25); running trials lie with the *worst* loss, so they
+#: land in "above" as in Optuna's constant liar (NNI's "best" pulls concurrent
+#: suggestions onto the running ones); the other defaults are NNI's (= Optuna's).
+JOINT_DEFAULTS: dict[str, Any] = {
+    "constant_liar_type": "worst",
+    "n_startup_jobs": 10,
+    "gamma": 0.1,
+    "nni_compatible": False,
+}
 
 
 def parse_tpe_args(tpe_args: object) -> TpeArgs:

@@ -1,7 +1,10 @@
-"""`TpeTuner`: NNI 3.0's default TPE (``tpe_tuner.TpeTuner``) as a kubesweep `Tuner`.
+"""`TpeTuner`: kubesweep's TPE, with NNI 3.0's (``tpe_tuner.TpeTuner``) as a mode.
 
-The suggestion itself is NNI's (see `estimator`); this class keeps the per-parameter
-history and fixes what NNI gets wrong around it:
+By default the suggestion is the joint TPE of `joint` (one kernel per observation over
+all parameters of a group); with ``tpe_args: {nni_compatible: true}`` it is NNI's own
+(see `estimator`), suggestion for suggestion. This class keeps the history (per
+parameter for NNI's mode, per group for the joint one) and fixes what NNI gets wrong
+around it:
 
 * a result may arrive before or after `trial_end`, twice, or for a parameter id this
   tuner never generated (NNI raises ``KeyError`` then: microsoft/nni#5798, #5739);
@@ -55,12 +58,14 @@ class _Generated:
 
 @register("TPE")
 class TpeTuner(Tuner):
-    """Tree-structured Parzen Estimator, NNI 3.0's algorithm on numpy (NNI's default tuner).
+    """Tree-structured Parzen Estimator: joint by default, NNI 3.0's with ``nni_compatible``.
 
     classArgs as NNI's: ``optimize_mode``, ``seed`` and ``tpe_args`` with
-    ``constant_liar_type`` (best | worst | mean | null; default best), ``n_startup_jobs``
-    (20), ``n_ei_candidates`` (24), ``linear_forgetting`` (25), ``prior_weight`` (1.0)
-    and ``gamma`` (0.25).
+    ``constant_liar_type`` (best | worst | mean | null), ``n_startup_jobs``,
+    ``n_ei_candidates`` (24), ``linear_forgetting`` (25), ``prior_weight`` (1.0),
+    ``gamma`` and kubesweep's ``nni_compatible`` (false). Defaults of the joint mode:
+    liar worst, 10 startup jobs, gamma 0.1 (below = ceil(gamma N), capped by
+    linear_forgetting); of NNI's mode: liar best, 20, gamma 0.25 (ceil(gamma sqrt N)).
     """
 
     def __init__(
