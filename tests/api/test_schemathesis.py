@@ -23,6 +23,15 @@ from tests.integration.helpers import wait_for, write_experiment
 pytestmark = pytest.mark.integration
 MAX_EXAMPLES = int(os.environ.get("KUBESWEEP_FUZZ_EXAMPLES", "10"))
 MISSING = "nosuchthing"
+# Operations confined to their own experiment. Fuzzed updates (concurrency 100000, a
+# billion trials) go only to an experiment that has ended and is never resumed, and only
+# the small "to stop" experiment is resumed, so the fuzzing never starts a swarm of trials.
+PINNED = {
+    ("post", "/stop"): "stop",
+    ("post", "/resume"): "stop",
+    ("delete", "/{exp_id}"): "delete",
+    ("patch", "/{exp_id}"): "patch",
+}
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +47,7 @@ def world(stack: EmbeddedStack, tmp_path_factory: pytest.TempPathFactory) -> dic
     root = tmp_path_factory.mktemp("experiments")
     done = client.submit(write_experiment(root / "done", trials=2, concurrency=2, steps=2))
     doomed = client.submit(write_experiment(root / "doomed", trials=1, concurrency=1))
-    running = client.submit(write_experiment(root / "run", trials=40, concurrency=2, sleep=20))
+    running = client.submit(write_experiment(root / "run", trials=4, concurrency=2, sleep=20))
     to_stop = client.submit(write_experiment(root / "stop", trials=5, concurrency=1, sleep=20))
     wait_for(client, done, {"DONE"}, timeout=60)
     wait_for(client, doomed, {"DONE"}, timeout=60)
@@ -47,6 +56,7 @@ def world(stack: EmbeddedStack, tmp_path_factory: pytest.TempPathFactory) -> dic
         "experiments": [done, running, MISSING],
         "stop": [to_stop, MISSING],
         "delete": [doomed, MISSING],
+        "patch": [done, MISSING],
         "trials": [*trials, MISSING],
     }
 
@@ -64,8 +74,8 @@ def _pin(schema: dict[str, Any], world: dict[str, Any]) -> dict[str, Any]:
         for param in item.get("parameters", []):
             if param["name"] in choices:
                 param["schema"] = {"type": "string", "enum": choices[param["name"]]}
-        for method, key in (("post", "stop"), ("delete", "delete")):
-            if path.endswith("/{exp_id}" if key == "delete" else "/stop") and method in item:
+        for (method, suffix), key in PINNED.items():
+            if path.endswith(suffix) and method in item:
                 item[method]["parameters"] = [
                     *item[method].get("parameters", []),
                     {
