@@ -3,6 +3,7 @@
     uv run python -m bench all            # full run (minutes)
     uv run python -m bench all --quick    # CI-sized smoke run (< 5 minutes)
     uv run python -m bench all --nni      # also time NNI 3.0 (installed into bench/.nni-venv)
+    uv run python -m bench all --smoke    # tiny sizes: what tests/bench runs
     uv run python -m bench local_throughput   # one benchmark; each file also runs alone
 
 Each benchmark runs in its own process, so one's imports and threads do not skew another.
@@ -11,6 +12,7 @@ Each benchmark runs in its own process, so one's imports and threads do not skew
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import subprocess
 import sys
@@ -38,9 +40,48 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     ),
     "tuners": ("Tuner regret on standard functions", [], ["--quick"]),
     "assessors": ("Early stopping: trial steps saved", [], ["--trials", "20"]),
-    "collector": ("Collector: full path vs empty endpoint vs raw XADD", [], ["--seconds", "2"]),
+    "collector": (
+        "Collector: full path vs empty endpoint vs raw XADD",
+        [],
+        ["--seconds", "1.5", "--repeats", "3"],
+    ),
+    "collector_load": (
+        "Collector load: long burst from several processes, memory over the run",
+        [],
+        ["--seconds", "8", "--processes", "2", "--threads", "4", "--trials", "16"],
+    ),
+    "scale": (
+        "Scale: 100 experiments x 20 concurrent trials, one vs two replicas",
+        [],
+        ["--experiments", "6", "--concurrency", "4", "--trials", "4"],
+    ),
     "staging": ("Code staging per storage backend", [], ["--repeats", "1", "--trials", "5"]),
     "kubeflow_dispatch": ("Kubeflow dispatch and watcher lag (real API server)", [], ["--quick"]),
+}
+
+
+# Smaller still, for the test that runs the harness (tests/bench): it checks that every
+# benchmark runs end to end, not the figures. Unlisted: the quick arguments.
+SMOKE: dict[str, list[str]] = {
+    "local_throughput": ["--trials", "4", "--sleep", "0.2"],
+    "local_throughput_zero": ["--trials", "6", "--concurrency", "3", "--sleep", "0"],
+    "tpe_latency": ["--n", "10", "100", "--rounds", "1", "--calls", "2"],
+    "assessors": ["--trials", "8"],
+    "collector": ["--seconds", "0.5", "--repeats", "1"],
+    "collector_load": [
+        "--seconds",
+        "4",
+        "--processes",
+        "2",
+        "--threads",
+        "4",
+        "--trials",
+        "8",
+        "--pause",
+        "1.5",
+    ],
+    "scale": ["--experiments", "2", "--concurrency", "2", "--trials", "2"],
+    "staging": ["--repeats", "1", "--trials", "2"],
 }
 
 
@@ -48,9 +89,11 @@ def _script(name: str) -> Path:
     return HERE / f"{name.removesuffix('_zero')}.py"
 
 
-def run(name: str, quick: bool, nni: bool) -> str:
+def run(name: str, quick: bool, nni: bool, smoke: bool = False) -> str:
     title, full, fast = BENCHMARKS[name]
     args = list(fast if quick else full)
+    if smoke:
+        args = list(SMOKE.get(name, fast))
     if nni and name == "tpe_latency":
         args.append("--nni")
     started = time.monotonic()
@@ -70,6 +113,31 @@ def run(name: str, quick: bool, nni: bool) -> str:
     return f"## {title}\n\n_{elapsed:.0f} s, `{' '.join([name, *args])}`_\n\n{body}\n"
 
 
+def _machine() -> str:
+    """Date, machine and the versions that shape the figures."""
+    import importlib.metadata as md
+
+    import psutil
+
+    from kubesweep.cli.embedded import redis_server_binary
+
+    redis_version = subprocess.run(
+        [redis_server_binary(), "--version"], capture_output=True, text=True, check=False
+    ).stdout.split()[2:3]
+    versions = ", ".join(
+        f"{name} {md.version(name)}"
+        for name in ("flask", "waitress", "redis", "celery", "pydantic")
+    )
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return (
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {platform.node()}; "
+        f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores, "
+        f"{psutil.virtual_memory().total / 2**30:.0f} GiB; {platform.platform(terse=True)}; "
+        f"Python {platform.python_version()}; Redis server {''.join(redis_version)}; "
+        f"{versions}; load average at start {load}"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -77,20 +145,19 @@ def main() -> int:
     parser.add_argument("which", nargs="+", help="'all' or names: " + ", ".join(BENCHMARKS))
     parser.add_argument("--quick", action="store_true", help="CI-sized smoke run")
     parser.add_argument("--nni", action="store_true", help="also measure NNI 3.0")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes (the harness test)")
     args = parser.parse_args()
+    args.quick = args.quick or args.smoke
     names = list(BENCHMARKS) if args.which == ["all"] else args.which
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
         parser.error(f"unknown benchmark(s): {', '.join(unknown)}")
-    print(f"# kubesweep benchmarks ({'quick' if args.quick else 'full'})\n")
-    print(
-        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; Python "
-        f"{platform.python_version()}; {platform.machine()}; "
-        f"{len(__import__('os').sched_getaffinity(0))} cores\n"
-    )
+    size = "smoke" if args.smoke else "quick" if args.quick else "full"
+    print(f"# kubesweep benchmarks ({size})\n")
+    print(_machine() + "\n")
     failed = 0
     for name in names:
-        section = run(name, args.quick, args.nni)
+        section = run(name, args.quick, args.nni, args.smoke)
         failed += "FAILED (exit" in section
         print(section, flush=True)
     return 1 if failed else 0

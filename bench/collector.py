@@ -1,81 +1,72 @@
 """Collector throughput: metric reports per second through the full path (HTTP, token,
-validation, de-duplication, Lua + stream append) against the same server answering an
-empty endpoint, and against raw Redis XADD from one client — measured in one run, as ratios.
+validation, de-duplication, one Lua call appending to the stream) against the same Flask +
+waitress server answering an empty endpoint, and against raw Redis XADD from one client;
+plus the batch endpoint (metrics/s when keepers send 10 per request). The variants run
+interleaved, ``--repeats`` rounds, and the table shows medians with the ratio of each round.
 
-    uv run python bench/collector.py [--seconds 5] [--clients 8]
+    uv run python bench/collector.py [--seconds 3] [--clients 8] [--repeats 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import http.client
-import json
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
+from pathlib import Path
 
 import redis
 
-from kubesweep.cli.embedded import free_port, redis_server_binary
-from kubesweep.messaging import TrialStatus
-from kubesweep.records import ExperimentRecord
-from kubesweep.store import Store
-from kubesweep.tokens import trial_token
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench._collector_rig import (
+    TrialPath,
+    percentile,
+    post,
+    private_redis,
+    running_trials,
+    start_server,
+)
 
-KEY = "bench-signing-key"
-SERVER = """
-import sys
-from flask import Flask, jsonify
-from waitress import serve
-import logging
-logging.getLogger("waitress").setLevel(logging.ERROR)
-from kubesweep_collector.app import create_app
-from kubesweep_collector.settings import CollectorSettings
-
-mode, port, redis_url = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-if mode == "full":
-    app = create_app(CollectorSettings(signing_key="__KEY__", redis_url=redis_url))
-else:
-    app = Flask("empty")
-
-    @app.post("/api/v1/trials/<exp>/<trial>/metrics")
-    def empty(exp, trial):
-        return jsonify({"accepted": True}), 201
-serve(app, host="127.0.0.1", port=port, threads=8, _quiet=True)
-""".replace("__KEY__", KEY)
+BATCH = 10
 
 
-def _load(
-    port: int, paths: list[tuple[str, str, str]], seconds: float, clients: int
+def load(
+    port: int, paths: list[TrialPath], seconds: float, clients: int, batch: int = 0
 ) -> dict[str, float]:
+    """``clients`` threads, each on one kept-alive connection, post for ``seconds``."""
     latencies: list[float] = []
+    refused = [0]
     lock = threading.Lock()
     stop = time.monotonic() + seconds
 
     def worker(index: int) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         mine: list[float] = []
-        sequence = index * 1_000_000
+        sequence = index * 1_000_000  # the collector accepts sequences up to 10 M
         while time.monotonic() < stop:
-            exp, trial, token = paths[sequence % len(paths)]
-            body = json.dumps(
-                {"attempt": 1, "type": "PERIODICAL", "sequence": sequence, "value": 0.5}
-            )
+            path = paths[(sequence // max(batch, 1)) % len(paths)]
+            if batch:
+                metrics = [
+                    {"type": "PERIODICAL", "sequence": sequence + i, "value": 0.5}
+                    for i in range(batch)
+                ]
+                body: dict[str, object] = {"attempt": 1, "metrics": metrics}
+                target = path.metrics + "/batch"
+            else:
+                body = {"attempt": 1, "type": "PERIODICAL", "sequence": sequence, "value": 0.5}
+                target = path.metrics
             started = time.perf_counter()
-            conn.request(
-                "POST",
-                f"/api/v1/trials/{exp}/{trial}/metrics",
-                body=body,
-                headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
-            )
-            response = conn.getresponse()
-            response.read()
+            status, _ = post(conn, target, path.token, body)
+            if status == 429:
+                with lock:
+                    refused[0] += 1
+                continue
+            if status not in (200, 201):
+                raise RuntimeError(f"unexpected HTTP {status}")
             mine.append(time.perf_counter() - started)
-            assert response.status in (200, 201), response.status
-            sequence += 1
+            sequence += max(batch, 1)
         with lock:
             latencies.extend(mine)
 
@@ -88,26 +79,14 @@ def _load(
     elapsed = time.monotonic() - began
     latencies.sort()
     return {
-        "per_s": len(latencies) / elapsed,
+        "per_s": len(latencies) * max(batch, 1) / elapsed,
         "p50_ms": 1000 * statistics.median(latencies),
-        "p99_ms": 1000 * latencies[int(0.99 * (len(latencies) - 1))],
+        "p99_ms": 1000 * percentile(latencies, 0.99),
+        "refused": refused[0],
     }
 
 
-def _serve(mode: str, port: int, redis_url: str) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen([sys.executable, "-c", SERVER, mode, str(port), redis_url])
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            http.client.HTTPConnection("127.0.0.1", port, timeout=1).connect()
-            return process
-        except OSError:
-            time.sleep(0.05)
-    process.kill()
-    raise RuntimeError(f"{mode} server did not start")
-
-
-def _raw_xadd(client: redis.Redis, seconds: float) -> float:
+def raw_xadd(client: redis.Redis, seconds: float) -> float:
     stop = time.monotonic() + seconds
     count = 0
     began = time.monotonic()
@@ -117,83 +96,62 @@ def _raw_xadd(client: redis.Redis, seconds: float) -> float:
     return count / (time.monotonic() - began)
 
 
+def measure(seconds: float, clients: int, repeats: int) -> dict[str, list[dict[str, float]]]:
+    results: dict[str, list[dict[str, float]]] = {"empty": [], "full": [], "batch": [], "raw": []}
+    with private_redis() as url:
+        paths = running_trials(url, 20)
+        empty, empty_port = start_server("empty", url)
+        full, full_port = start_server("full", url)
+        try:
+            for port in (empty_port, full_port):
+                load(port, paths, 1.0, clients)  # warm-up
+            for _ in range(repeats):
+                results["empty"].append(load(empty_port, paths, seconds, clients))
+                results["full"].append(load(full_port, paths, seconds, clients))
+                results["batch"].append(load(full_port, paths, seconds, clients, BATCH))
+                xadd = raw_xadd(redis.Redis.from_url(url), seconds)
+                results["raw"].append({"per_s": xadd})
+        finally:
+            for process in (empty, full):
+                process.terminate()
+                process.wait(10)
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as temp:
-        redis_port = free_port()
-        redis_proc = subprocess.Popen(
-            [
-                redis_server_binary(),
-                "--port",
-                str(redis_port),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                temp,
-            ],
-            stdout=subprocess.DEVNULL,
+    results = measure(args.seconds, args.clients, args.repeats)
+
+    def med(kind: str, key: str) -> float:
+        return statistics.median(r[key] for r in results[kind])
+
+    ratios = [
+        f["per_s"] / e["per_s"] for f, e in zip(results["full"], results["empty"], strict=True)
+    ]
+    print(
+        f"{args.clients} client threads, keep-alive; waitress 8 threads; medians of {args.repeats}"
+    )
+    print("interleaved rounds\n")
+    print("| path | metrics/s | p50 ms | p99 ms | 429s |\n|---|---|---|---|---|")
+    print(f"| raw Redis XADD, one client | {med('raw', 'per_s'):.0f} | | | |")
+    for kind, label in (
+        ("empty", "Flask + waitress, empty endpoint"),
+        ("full", "collector, full path, one metric per request"),
+        ("batch", f"collector, batch endpoint, {BATCH} metrics per request"),
+    ):
+        print(
+            f"| {label} | {med(kind, 'per_s'):.0f} | {med(kind, 'p50_ms'):.1f} | "
+            f"{med(kind, 'p99_ms'):.1f} | {sum(r['refused'] for r in results[kind]):.0f} |"
         )
-        try:
-            time.sleep(0.3)
-            url = f"redis://127.0.0.1:{redis_port}/0"
-            store = Store.from_url(url)
-            now = time.time()
-            store.create_experiment(
-                ExperimentRecord(
-                    id="bench",
-                    spec={},
-                    status="RUNNING",
-                    created=now,
-                    updated=now,  # type: ignore[arg-type]
-                )
-            )
-            store.acquire_lease("bench", "bench", 600_000)
-            paths = []
-            for index in range(20):
-                trial = store.create_trial(
-                    owner="bench",
-                    max_trials=0,
-                    exp_id="bench",
-                    parameter_id=index,
-                    parameters={"x": index},
-                )
-                assert trial is not None
-                store.transition_trial(
-                    "bench", trial.id, TrialStatus.RUNNING, allowed_from=[TrialStatus.WAITING]
-                )
-                paths.append(("bench", trial.id, trial_token(KEY, "bench", trial.id, 1)))
-            results = {}
-            for mode in ("empty", "full"):
-                port = free_port()
-                server = _serve(mode, port, url)
-                try:
-                    _load(port, paths, 1.0, args.clients)  # warm-up
-                    results[mode] = _load(port, paths, args.seconds, args.clients)
-                finally:
-                    server.terminate()
-                    server.wait()
-            raw = _raw_xadd(redis.Redis(port=redis_port), args.seconds)
-        finally:
-            redis_proc.terminate()
-    full, empty = results["full"], results["empty"]
-    print("| path | reports/s | p50 ms | p99 ms |\n|---|---|---|---|")
-    print(f"| raw Redis XADD, one client | {raw:.0f} | | |")
     print(
-        f"| Flask + waitress, empty endpoint | {empty['per_s']:.0f} | {empty['p50_ms']:.1f} | "
-        f"{empty['p99_ms']:.1f} |"
-    )
-    print(
-        f"| collector, full path | {full['per_s']:.0f} | {full['p50_ms']:.1f} | "
-        f"{full['p99_ms']:.1f} |"
-    )
-    print(
-        f"\nfull path / empty endpoint = {full['per_s'] / empty['per_s']:.0%} "
-        f"(target >= 50 %); full path / raw XADD = {full['per_s'] / raw:.0%}"
+        f"\nfull path / empty endpoint = {statistics.median(ratios):.0%} (median; rounds: "
+        f"{', '.join(f'{r:.0%}' for r in ratios)}; target >= 50 %); "
+        f"full path / raw XADD = {med('full', 'per_s') / med('raw', 'per_s'):.0%}; "
+        f"batch / single = {med('batch', 'per_s') / med('full', 'per_s'):.1f}x"
     )
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import socket
 import threading
+from typing import Any
 
 from waitress import serve
 
@@ -21,14 +23,27 @@ def main() -> None:
     logging.getLogger(__name__).info(
         "collector listening on %s:%d", settings.collector_host, settings.collector_port
     )
+    where: dict[str, Any] = {"host": settings.collector_host, "port": settings.collector_port}
+    if settings.collector_reuse_port:
+        where = {"sockets": [_shared_socket(settings.collector_host, settings.collector_port)]}
     serve(
         app,
-        host=settings.collector_host,
-        port=settings.collector_port,
         threads=settings.collector_threads,
         ident="kubesweep-collector",
+        **where,
         **settings.waitress_limits(),
     )
+
+
+def _shared_socket(host: str, port: int) -> socket.socket:
+    """A socket other collectors on this host may bind too (SO_REUSEPORT): the kernel
+    spreads new connections between them, as a Service would between pods."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    return sock
 
 
 if __name__ == "__main__":

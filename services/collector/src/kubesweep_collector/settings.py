@@ -14,6 +14,11 @@ class CollectorSettings(SigningSettings):
     collector_port: int = Field(default=8081, description="port (NNI's UI port + 1)")
     collector_threads: int = Field(default=8, ge=1, description="request threads")
     collector_max_body_bytes: int = Field(default=64 * 1024, description="largest report accepted")
+    collector_reuse_port: bool = Field(
+        default=False,
+        description="bind with SO_REUSEPORT, so several collectors on one host share the port "
+        "and the kernel spreads connections between them",
+    )
     collector_max_inflight: int | None = Field(
         default=None,
         ge=1,
