@@ -330,8 +330,17 @@ def run(ctx: DispatcherContext, stop: threading.Event, watcher: Watcher | None =
     watcher = watcher or Watcher(ctx)
     interval = ctx.settings.watch_interval_s
     next_sweep = 0.0
+    submitted = ""
     try:
         while not stop.is_set():
+            try:
+                # A new (or resumed) experiment: sweep now, so its namespace is followed
+                # before its first job changes, not up to an interval later.
+                latest = ctx.store.submissions_cursor()
+                if latest != submitted:
+                    submitted, next_sweep = latest, 0.0
+            except Exception:  # (Redis down: the sweep's own failure is logged)
+                log.debug("cannot read the submissions stream", exc_info=True)
             if time.monotonic() >= next_sweep:
                 try:
                     watcher.sweep()
@@ -339,8 +348,8 @@ def run(ctx: DispatcherContext, stop: threading.Event, watcher: Watcher | None =
                     log.exception("watch sweep failed; retrying")
                 next_sweep = time.monotonic() + interval
             try:
-                # Short waits so that a stop is noticed quickly.
-                watcher.wait(min(0.5, max(0.0, next_sweep - time.monotonic())))
+                # Short waits: a stop and a new submission are noticed quickly.
+                watcher.wait(min(0.25, max(0.0, next_sweep - time.monotonic())))
             except Exception:
                 log.exception("handling a job change failed; the next sweep retries")
     finally:
