@@ -67,6 +67,7 @@ SMOKE: dict[str, list[str]] = {
     "local_throughput_zero": ["--trials", "6", "--concurrency", "3", "--sleep", "0"],
     "tpe_latency": ["--n", "10", "100", "--rounds", "1", "--calls", "2"],
     "assessors": ["--trials", "8"],
+    "tuners": ["--seeds", "1", "--trials", "20"],
     "collector": ["--seconds", "0.5", "--repeats", "1"],
     "collector_load": [
         "--seconds",
@@ -94,7 +95,7 @@ def run(name: str, quick: bool, nni: bool, smoke: bool = False) -> str:
     args = list(fast if quick else full)
     if smoke:
         args = list(SMOKE.get(name, fast))
-    if nni and name == "tpe_latency":
+    if nni and name in ("tpe_latency", "local_throughput"):
         args.append("--nni")
     started = time.monotonic()
     done = subprocess.run(

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -29,6 +31,7 @@ from typing import Any
 
 import psutil
 
+from kubesweep import keys
 from kubesweep.cli.client import ApiClient
 from kubesweep.cli.embedded import EmbeddedStack
 from kubesweep.store import Store
@@ -95,44 +98,52 @@ def _pct(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else 0.0
 
 
-def measure(replicas: int, experiments: int, concurrency: int, trials: int) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="ks-scale-") as temp:
-        config = _config(Path(temp) / "exp", concurrency, trials)
-        stack = EmbeddedStack(
-            Path(temp) / "stack", extra_env={"KUBESWEEP_COLLECTOR_REUSE_PORT": "true"}
-        )
-        with stack:
-            commands = stack.service_commands()
-            for name in SCALED:
-                for index in range(2, replicas + 1):
-                    stack.spawn(f"{name}-{index}", commands[name])
-            store = Store.from_url(stack.redis_url)
-            deadline = time.monotonic() + 60
-            while any(len(_alive(store, name)) < replicas for name in SCALED):
-                stack.check_alive()
-                if time.monotonic() > deadline:
-                    raise RuntimeError("replicas did not become ready")
-                time.sleep(0.1)
-            sampler = RssSampler(stack)
-            time.sleep(1.0)
-            idle = sampler.rss()
-            client = ApiClient(stack.api_url, stack.api_token)
-            with sampler:
-                started = time.time()
-                ids = [client.submit(config) for _ in range(experiments)]
-                submitted = time.time() - started
-                pending = set(ids)
-                while pending:
-                    stack.check_alive()
-                    for exp_id in list(pending):
-                        if store.get_experiment(exp_id).status in ("DONE", "ERROR", "STOPPED"):
-                            pending.discard(exp_id)
-                    if time.time() - started > 3600:
-                        raise RuntimeError(f"{len(pending)} experiments did not finish")
-                    time.sleep(0.25)
-                wall = time.time() - started
-            records = [t for exp_id in ids for t in store.list_trials(exp_id)]
-            statuses = [store.get_experiment(exp_id).status for exp_id in ids]
+def _set_replicas(stack: EmbeddedStack, store: Store, replicas: int) -> None:
+    """Start or stop the extra replicas of the scaled services, then wait until they beat."""
+    commands = stack.service_commands()
+    for name in SCALED:
+        for index in range(2, 3):
+            extra = f"{name}-{index}"
+            running = any(c.name == extra for c in stack.children)
+            if index <= replicas and not running:
+                stack.spawn(extra, commands[name])
+            elif index > replicas and running:
+                pid = stack.child(extra).process.pid
+                stack.kill(extra, signal.SIGTERM)
+                # Its heartbeat would outlive it by the key's TTL.
+                store.redis.delete(keys.heartbeat(name, f"{socket.gethostname()}:{pid}"))
+    deadline = time.monotonic() + 120
+    while any(len(_alive(store, name)) != replicas for name in SCALED):
+        stack.check_alive()
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the services did not settle on {replicas} replica(s)")
+        time.sleep(0.1)
+
+
+def measure(stack: EmbeddedStack, config: Path, replicas: int, experiments: int) -> dict[str, Any]:
+    """One round: ``experiments`` submissions of ``config`` with ``replicas`` of each."""
+    store = Store.from_url(stack.redis_url)
+    _set_replicas(stack, store, replicas)
+    sampler = RssSampler(stack)
+    time.sleep(1.0)
+    idle = sampler.rss()
+    client = ApiClient(stack.api_url, stack.api_token)
+    with sampler:
+        started = time.time()
+        ids = [client.submit(config) for _ in range(experiments)]
+        submitted = time.time() - started
+        pending = set(ids)
+        while pending:
+            stack.check_alive()
+            for exp_id in list(pending):
+                if store.get_experiment(exp_id).status in ("DONE", "ERROR", "STOPPED"):
+                    pending.discard(exp_id)
+            if time.time() - started > 3600:
+                raise RuntimeError(f"{len(pending)} experiments did not finish")
+            time.sleep(0.25)
+        wall = time.time() - started
+    records = [t for exp_id in ids for t in store.list_trials(exp_id)]
+    statuses = [store.get_experiment(exp_id).status for exp_id in ids]
     launched = [t.launched - t.created for t in records if t.launched]
     running = [t.started - t.created for t in records if t.started]
     ended = [t.ended - t.created for t in records if t.ended]
@@ -177,11 +188,16 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     rounds: dict[int, list[dict[str, Any]]] = {1: [], 2: []}
-    for _ in range(args.repeats):
-        for replicas in (1, 2):
-            rounds[replicas].append(
-                measure(replicas, args.experiments, args.concurrency, args.trials)
-            )
+    with tempfile.TemporaryDirectory(prefix="ks-scale-") as temp:
+        config = _config(Path(temp) / "exp", args.concurrency, args.trials)
+        # One stack for every round: the extra replicas come and go between rounds.
+        stack = EmbeddedStack(
+            Path(temp) / "stack", extra_env={"KUBESWEEP_COLLECTOR_REUSE_PORT": "true"}
+        )
+        with stack:
+            for _ in range(args.repeats):
+                for replicas in (1, 2):
+                    rounds[replicas].append(measure(stack, config, replicas, args.experiments))
     if args.json:
         print(json.dumps(rounds))
         return
