@@ -14,6 +14,7 @@ import pytest
 
 from kubesweep.cli.client import ApiClient
 from kubesweep.cli.embedded import EmbeddedStack
+from tests.integration.helpers import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -213,3 +214,14 @@ def test_sign_in_dialog_keeps_the_token_in_the_tab(stack: EmbeddedStack, browser
     expect(page.locator("#banner.error")).to_have_count(0)
     page.click("#forget-token")
     expect(dialog).to_be_visible()
+
+
+def test_unknown_experiment_id_is_named(stack: EmbeddedStack, browser: Any, tmp_path: Path) -> None:
+    client = ApiClient(stack.api_url, stack.api_token)
+    exp_id = client.submit(write_experiment(tmp_path / "exp", trials=1, sleep=0))
+    page = browser.new_page()
+    page.goto(f"{stack.api_url}/detail?id=nosuchexp#token={stack.api_token}")
+    expect(page.locator("#banner")).to_contain_text("There is no experiment nosuchexp")
+    expect(page.locator("#exp-id")).to_have_text(exp_id)
+    assert page.locator("#experiment-picker option").count() >= 1
+    wait_for(client, exp_id, {"DONE"}, timeout=60)

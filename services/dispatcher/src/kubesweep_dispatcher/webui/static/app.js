@@ -177,6 +177,7 @@
     }
     if (page === "detail") setTimeout(() => $("#charts").scrollIntoView(), 0);
     select(chosen.id);
+    if (wanted && wanted !== chosen.id) banner(`There is no experiment ${wanted}; showing ${chosen.id}.`);
   }
 
   // A hidden tab needs no live stream, and each open stream holds an API thread.
@@ -199,6 +200,8 @@
     state.trials = [];
     state.intermediates = new Map();
     state.lastEventId = "0-0";
+    rowCache.clear();
+    $("#trial-table tbody").replaceChildren();
     $("#experiment-picker").value = expId;
     const params = new URLSearchParams(location.search);
     params.set("id", expId);
@@ -251,7 +254,7 @@
     if (expId !== state.expId) return;
     state.exp = exp;
     state.trials = trials;
-    banner("");
+    if ($("#banner").classList.contains("error")) banner("");  // recovered
     renderOverview();
     renderTable();
     renderCharts();
@@ -433,53 +436,97 @@
     return rows;
   }
 
+  // Rows are kept and patched in place: a table rebuilt on every event would detach the
+  // Kill button under the pointer and drop the user's text selection.
+  const rowCache = new Map(); // trial id -> tr
+
   function renderTable() {
-    const rows = visibleTrials();
+    const matching = visibleTrials();
+    const rows = matching.slice(0, MAX_ROWS);
+    const total = matching.length;
     const bestId = state.exp && state.exp.best ? state.exp.best.trial_id : null;
     const body = $("#trial-table tbody");
-    body.replaceChildren(...rows.slice(0, MAX_ROWS).map((t) => trialRow(t, t.id === bestId)));
-    $("#trial-shown").textContent = rows.length > MAX_ROWS
-      ? `first ${MAX_ROWS} of ${rows.length} matching (${state.trials.length} trials); search or filter to see others`
-      : `${rows.length} of ${state.trials.length} trials`;
+    const wanted = new Set(rows.map((t) => t.id));
+    for (const [id, row] of rowCache) {
+      if (!wanted.has(id) || !state.trials.some((t) => t.id === id)) {
+        row.remove();
+        rowCache.delete(id);
+      }
+    }
+    rows.forEach((trial, index) => {
+      let row = rowCache.get(trial.id);
+      if (!row) {
+        row = trialRow(trial);
+        rowCache.set(trial.id, row);
+      }
+      patchRow(row, trial, trial.id === bestId);
+      if (body.children[index] !== row) body.insertBefore(row, body.children[index] || null);
+    });
+    while (body.children.length > rows.length) body.lastElementChild.remove();
+    $("#trial-shown").textContent = total > MAX_ROWS
+      ? `first ${MAX_ROWS} of ${total} matching (${state.trials.length} trials); search or filter to see others`
+      : `${total} of ${state.trials.length} trials`;
   }
 
-  function trialRow(trial, isBest) {
+  function trialRow(trial) {
     const row = node("tr", { id: `trial-${trial.id}` });
-    const front = state.exp && state.exp.pareto_front
-      ? state.exp.pareto_front.some((p) => p.trial_id === trial.id)
-      : false;
     row.dataset.trialId = trial.id;
-    row.dataset.status = trial.status;
-    if (isBest) row.classList.add("best-row");
-    if (state.highlight === trial.id) row.classList.add("highlight");
-    const intermediate = trial.intermediate_count
-      ? `${trial.intermediate_count} (last ${Charts.fmt(metricOf(trial.last_intermediate))})`
-      : "";
-    const storage = trial.storage_url && /^https?:/.test(trial.storage_url)
-      ? node("a", { href: trial.storage_url, textContent: trial.storage_url, target: "_blank", rel: "noopener noreferrer" })
-      : trial.storage_url || "";
     const logs = ["stdout", "stderr", "trial.log"].map((stream) =>
       node("a", { href: "#", textContent: stream, className: `log-${stream.replace(".", "-")}`, onclick: (e) => { e.preventDefault(); openLog(trial, stream); } }),
     );
-    const kill = ACTIVE_TRIAL.has(trial.status)
-      ? node("button", { type: "button", className: "danger kill", textContent: "Kill", onclick: () => killTrial(trial) })
-      : "";
-    const metric = trial.default_metric === null || trial.default_metric === undefined ? "" : Charts.fmt(trial.default_metric);
-    const duration = trialDuration(trial);
-    const cells = [
+    row.append(
       node("td", { textContent: String(trial.seq) }),
-      node("td", { className: "mono", textContent: front ? `${trial.id} ★` : trial.id, title: front ? "on the Pareto front" : "" }),
-      node("td", {}, [node("span", { className: `badge ${trial.status}`, textContent: trial.status, title: trial.message || "" })]),
-      node("td", { className: "metric", textContent: metric }),
-      node("td", { textContent: intermediate }),
-      node("td", { textContent: duration === null ? "" : seconds(duration) }),
+      node("td", { className: "mono" }),
+      node("td", {}, [node("span", { className: "badge" })]),
+      node("td", { className: "metric" }),
+      node("td"),
+      node("td"),
       node("td", { className: "params", textContent: compactParams(trial.parameters) }),
-      node("td", { className: "storage" }, [storage]),
+      node("td", { className: "storage" }),
       node("td", { className: "logs" }, logs),
-      node("td", {}, [kill]),
-    ];
-    row.append(...cells);
+      node("td", { className: "action" }),
+    );
     return row;
+  }
+
+  function setText(el, text) {
+    if (el.textContent !== text) el.textContent = text;
+  }
+
+  function patchRow(row, trial, isBest) {
+    const cells = row.children;
+    const front = state.exp && state.exp.pareto_front
+      ? state.exp.pareto_front.some((p) => p.trial_id === trial.id)
+      : false;
+    row.dataset.status = trial.status;
+    row.classList.toggle("best-row", isBest);
+    row.classList.toggle("highlight", state.highlight === trial.id);
+    setText(cells[1], front ? `${trial.id} ★` : trial.id);
+    cells[1].title = front ? "on the Pareto front" : "";
+    const badge = cells[2].firstChild;
+    setText(badge, trial.status);
+    badge.className = `badge ${trial.status}`;
+    badge.title = trial.message || "";
+    const metric = trial.default_metric === null || trial.default_metric === undefined ? "" : Charts.fmt(trial.default_metric);
+    setText(cells[3], metric);
+    setText(cells[4], trial.intermediate_count
+      ? `${trial.intermediate_count} (last ${Charts.fmt(metricOf(trial.last_intermediate))})`
+      : "");
+    const duration = trialDuration(trial);
+    setText(cells[5], duration === null ? "" : seconds(duration));
+    if (cells[7].dataset.url !== (trial.storage_url || "")) {
+      cells[7].dataset.url = trial.storage_url || "";
+      const url = trial.storage_url || "";
+      cells[7].replaceChildren(/^https?:/.test(url)
+        ? node("a", { href: url, textContent: url, target: "_blank", rel: "noopener noreferrer" })
+        : url);
+    }
+    const button = cells[9].querySelector("button.kill");
+    if (ACTIVE_TRIAL.has(trial.status) && !button) {
+      cells[9].append(node("button", { type: "button", className: "danger kill", textContent: "Kill", onclick: () => killTrial(trial) }));
+    } else if (!ACTIVE_TRIAL.has(trial.status) && button) {
+      button.remove();
+    }
   }
 
   function highlight(trialId) {
