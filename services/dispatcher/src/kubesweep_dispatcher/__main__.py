@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import threading
 
@@ -47,7 +48,7 @@ def _serve_api(ctx: DispatcherContext) -> None:
 
 
 def _run_worker(ctx: DispatcherContext) -> None:
-    from celery.signals import worker_ready
+    from celery.signals import worker_ready, worker_shutting_down
 
     from kubesweep_dispatcher.platforms.registry import available_platforms
     from kubesweep_dispatcher.storage.registry import available_storages
@@ -62,24 +63,45 @@ def _run_worker(ctx: DispatcherContext) -> None:
             ctx.platform(name).warm_up()
         heartbeat.start_beating(ctx.store.redis, "dispatcher-worker", stop)
 
+    asked = threading.Event()  # a SIGTERM/SIGINT, not a crash, ends the worker
     worker_ready.connect(on_ready, weak=False)
-    app.worker_main(
-        [
-            "worker",
-            "--pool",
-            "threads",
-            "--concurrency",
-            str(ctx.settings.worker_concurrency),
-            "--queues",
-            DISPATCH_QUEUE,
-            "--without-gossip",
-            "--without-mingle",
-            "--hostname",
-            "dispatcher@%h",
-            "--loglevel",
-            ctx.settings.log_level,
-        ]
-    )
+    worker_shutting_down.connect(lambda **_: asked.set(), weak=False)
+    code: object = 1
+    try:
+        app.worker_main(
+            [
+                "worker",
+                "--pool",
+                "threads",
+                "--concurrency",
+                str(ctx.settings.worker_concurrency),
+                "--queues",
+                DISPATCH_QUEUE,
+                "--without-gossip",
+                "--without-mingle",
+                "--hostname",
+                "dispatcher@%h",
+                "--loglevel",
+                ctx.settings.log_level,
+            ]
+        )
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    finally:
+        # A Redis restart while a task is being acknowledged can end Celery with
+        # "Unrecoverable error" (kombu: 'NoneType' object has no attribute 'hostname'); its
+        # pool threads then kept the interpreter from exiting, so the process lived on with
+        # a beating heartbeat and consumed nothing, and trials stayed WAITING for good
+        # (found by tests/chaos). Stop the heartbeat and exit for real, so the supervisor
+        # (Kubernetes, compose, the embedded stack) starts a new worker.
+        stop.set()
+        status = code if isinstance(code, int) else 1
+        if not asked.is_set():
+            status = status or 1
+        log.warning("worker stopped (exit code %d)", status)
+        logging.shutdown()
+        os._exit(status)
 
 
 def _run_watch(ctx: DispatcherContext) -> None:

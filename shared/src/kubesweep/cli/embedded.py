@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,6 +71,10 @@ class EmbeddedStack:
     signing_key: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     worker_concurrency: int = 8
     extra_env: dict[str, str] = field(default_factory=dict)
+    restarts: list[str] = field(default_factory=list)
+    """Services that exited on their own and were started again (see ``supervise``)."""
+    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+    _supervisor: threading.Event | None = field(default=None, repr=False)
 
     @property
     def redis_url(self) -> str:
@@ -148,15 +153,42 @@ class EmbeddedStack:
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         """Kill one service's whole process group (used by fault-injection tests)."""
-        child = self.child(name)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(child.process.pid, sig)
-        child.process.wait()
-        child.log.close()
-        self.children.remove(child)
+        with self._lock:
+            child = self.child(name)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.process.pid, sig)
+            child.process.wait()
+            child.log.close()
+            self.children.remove(child)
 
     def respawn(self, name: str) -> Child:
-        return self.spawn(name, self.service_commands()[name])
+        with self._lock:
+            return self.spawn(name, self.service_commands()[name])
+
+    def revive(self) -> list[str]:
+        """Start again every service that exited on its own; returns their names."""
+        revived = []
+        with self._lock:
+            for child in list(self.children):
+                if child.process.poll() is None or child.name not in self.service_commands():
+                    continue
+                child.log.close()
+                self.children.remove(child)
+                self.respawn(child.name)
+                revived.append(child.name)
+        self.restarts += revived
+        return revived
+
+    def supervise(self, interval: float = 1.0) -> None:
+        """Restart services that exit on their own, as Kubernetes restarts a crashed
+        container: e.g. the worker ends itself after an unrecoverable broker error."""
+        stop = self._supervisor = threading.Event()
+
+        def loop() -> None:
+            while not stop.wait(interval):
+                self.revive()
+
+        threading.Thread(target=loop, name="embedded-supervisor", daemon=True).start()
 
     def start(self, timeout: float = 30.0) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -207,6 +239,12 @@ class EmbeddedStack:
                 )
 
     def stop(self, grace: float = 5.0) -> None:
+        if self._supervisor is not None:
+            self._supervisor.set()
+        with self._lock:
+            self._stop_children(grace)
+
+    def _stop_children(self, grace: float) -> None:
         for child in reversed(self.children):
             if child.process.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
@@ -228,6 +266,7 @@ class EmbeddedStack:
         except BaseException:
             self.stop()
             raise
+        self.supervise()
         return self
 
     def __exit__(self, *exc: object) -> None:
