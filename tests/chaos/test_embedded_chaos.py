@@ -6,7 +6,9 @@ command run once, one final metric per SUCCEEDED trial and no duplicate intermed
 from __future__ import annotations
 
 import itertools
+import os
 import random
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -137,6 +139,22 @@ def test_stop_under_faults_leaves_no_trial_running(
     while alive := [pid for pid in commands if process_alive(pid)]:
         assert time.monotonic() < deadline, f"trial commands still running: {alive}\n{context}"
         time.sleep(0.2)
+
+
+def test_a_service_that_exits_on_its_own_is_restarted(stack: ChaosStack) -> None:
+    """What a worker does after Celery's unrecoverable broker error: it exits, and the
+    embedded stack's supervisor starts a new one (as Kubernetes restarts the container)."""
+    stack.wait_healthy()
+    worker = stack.child("dispatcher-worker").process
+    os.killpg(worker.pid, signal.SIGTERM)  # not through stack.kill: an unplanned exit
+    deadline = time.monotonic() + 30
+    while stack.restarts.count("dispatcher-worker") == 0:
+        assert time.monotonic() < deadline, "the exited worker was not restarted"
+        time.sleep(0.2)
+    assert worker.poll() is not None
+    assert stack.child("dispatcher-worker").process.pid != worker.pid
+    stack.restarts.clear()
+    stack.wait_healthy()
 
 
 def test_nothing_left_running_after_stop(stack: ChaosStack, figures: Figures) -> None:
