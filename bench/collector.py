@@ -4,7 +4,7 @@ waitress server answering an empty endpoint, and against raw Redis XADD from one
 plus the batch endpoint (metrics/s when keepers send 10 per request). The variants run
 interleaved, ``--repeats`` rounds, and the table shows medians with the ratio of each round.
 
-    uv run python bench/collector.py [--seconds 3] [--clients 8] [--repeats 3]
+    uv run python bench/collector.py [--seconds 2] [--clients 8] [--repeats 7]
 """
 
 from __future__ import annotations
@@ -120,9 +120,9 @@ def measure(seconds: float, clients: int, repeats: int) -> dict[str, list[dict[s
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
     results = measure(args.seconds, args.clients, args.repeats)
 
