@@ -195,8 +195,9 @@ def main() -> None:
             Path(temp) / "stack", extra_env={"KUBESWEEP_COLLECTOR_REUSE_PORT": "true"}
         )
         with stack:
-            for _ in range(args.repeats):
-                for replicas in (1, 2):
+            for index in range(args.repeats):
+                # The stack accumulates finished experiments: alternate which goes first.
+                for replicas in (1, 2) if index % 2 == 0 else (2, 1):
                     rounds[replicas].append(measure(stack, config, replicas, args.experiments))
     if args.json:
         print(json.dumps(rounds))
