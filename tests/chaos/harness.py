@@ -210,7 +210,7 @@ class Verdict:
     """What one experiment's record shows, and every broken invariant."""
 
     trials: int
-    succeeded: int
+    succeeded: int  # SUCCEEDED with its one final metric and every intermediate one
     duplicate_launches: int
     duplicate_metrics: int
     problems: list[str]
@@ -245,15 +245,18 @@ def verify(store: Store, storage_root: Path, exp_id: str, expected: int, steps: 
         if trial.status.value != "SUCCEEDED":
             problems.append(f"{where} is {trial.status.value}: {trial.message}")
             continue
-        succeeded += 1
+        complete = True
         if finals[trial.id] != 1:
             problems.append(f"{where} has {finals[trial.id]} final metrics")
             duplicate_metrics += max(0, finals[trial.id] - 1)
+            complete = False
         sequences = sorted(s for (t, _a, s) in intermediates if t == trial.id)
         if sequences != list(range(steps)) or trial.intermediate_count != steps:
             problems.append(
                 f"{where} intermediate sequences {sequences}, count {trial.intermediate_count}"
             )
+            complete = complete and len(set(sequences)) == steps
+        succeeded += complete
         output = storage_root / "kubesweep" / exp_id / "trials" / trial.id / "output" / "local-0"
         runs = (output / "runs.txt").read_text().split() if (output / "runs.txt").exists() else []
         if len(runs) != 1:
