@@ -48,7 +48,8 @@ def snapshot(root: Path, skip: tuple[str, ...] = ("logs",)) -> dict[str, str]:
     found: dict[str, str] = {}
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root)
-        if rel.parts and rel.parts[0] in skip:
+        # The services' own log files (``<stack>/logs``) change on their own schedule.
+        if any(part in skip for part in rel.parts[:2]):
             continue
         if path.is_symlink():
             found[str(rel)] = "-> " + str(path.readlink())
