@@ -199,6 +199,6 @@ build_apiserver
 
 log "done in $((SECONDS - t_start)) s"
 "$BIN/kube-apiserver" --version
-"$BIN/etcd" --version | head -1
+"$BIN/etcd" --version | sed -n 1p  # not head: an early exit would SIGPIPE etcd (pipefail)
 "$BIN/helm" version --short
 echo "KUBESWEEP_K8S_BIN=$BIN"
