@@ -34,17 +34,6 @@ CI_VALUES = sorted((CHART / "ci").glob("*.yaml"))
 VARIANTS = {"default": None, **{path.stem: path for path in CI_VALUES}}
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "helm: needs the helm binary (scripts/k8s-test-env.sh)")
-    config.addinivalue_line(
-        "markers",
-        "k8s: needs the local kube-apiserver tier (scripts/k8s-test-env.sh); skipped without it",
-    )
-    config.addinivalue_line(
-        "markers", "image_build: replays the Dockerfile's uv steps into temporary venvs (slow)"
-    )
-
-
 @pytest.fixture(scope="session")
 def helm_bin() -> Path:
     path = binary("helm", "HELM_BIN")

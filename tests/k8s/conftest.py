@@ -38,13 +38,6 @@ from tests.k8s.process_kubelet import ProcessKubelet
 _names = itertools.count()
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers",
-        "k8s: needs the local kube-apiserver tier (scripts/k8s-test-env.sh); skipped without it",
-    )
-
-
 def unique_name(prefix: str) -> str:
     """A DNS-1035 name unique within this test run (and, via the clock, across runs)."""
     return f"{prefix}-{time.time_ns() % 10**8:08d}-{next(_names)}"
