@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from kubesweep.config import ExperimentSpec
 from kubesweep.config.values import duration_seconds
 from kubesweep.errors import ConfigError, ConflictError
+from kubesweep.importdata import clean_rows
 from kubesweep.messaging import Event, ExperimentStatus
 from kubesweep.records import default_metric
 from kubesweep.searchspace import validate_search_space
@@ -159,26 +160,7 @@ def import_results(exp_id: str) -> tuple[Response, int]:
     """Feed earlier results (NNI's export format) to the experiment's tuner."""
     store = ctx().store
     record = store.get_experiment(known_id(exp_id, "experiment"))
-    body = _json_body()
-    if not isinstance(body, list):
-        raise ConfigError("must be a list of {parameter, value} objects", field="body")
-    cleaned = []
-    for index, item in enumerate(body):
-        where = f"body[{index}]"
-        if not isinstance(item, dict) or not isinstance(item.get("parameter"), dict):
-            raise ConfigError("needs a 'parameter' object", field=where)
-        value = item.get("value")
-        if isinstance(value, str):
-            try:
-                value = json.loads(value)
-            except json.JSONDecodeError:
-                raise ConfigError("'value' is not a number", field=f"{where}.value") from None
-        if default_metric(value) is None:
-            raise ConfigError(
-                "'value' must be a number or a dict with a numeric 'default'",
-                field=f"{where}.value",
-            )
-        cleaned.append({"parameter": item["parameter"], "value": value})
+    cleaned = clean_rows(_json_body())
     if record.status.is_terminal:
         raise ConflictError(f"experiment {exp_id} has ended; resume it before importing")
     store.append_event(
