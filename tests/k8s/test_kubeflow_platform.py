@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +137,47 @@ def nfs_kubelet(kubelet_factory: KubeletFactory, nfs_server: GaneshaServer) -> P
     )
 
 
+@dataclass(frozen=True)
+class Rig:
+    """One test's side of the cluster (its namespace, operator and kubelet are running) and
+    clients of the module's stack."""
+
+    stack: EmbeddedStack
+    k8s: client.ApiClient
+    namespace: str
+    nfs: GaneshaServer
+    folder: Path
+    api: ApiClient
+    store: Store
+
+    def config(self, seed: str, **options: Any) -> Path:
+        """The seed YAML ``examples/kubeflow/<seed>`` adapted to this test (write_experiment)."""
+        return write_experiment(
+            self.folder / "exp", EXAMPLES / seed, namespace=self.namespace, nfs=self.nfs, **options
+        )
+
+
+@pytest.fixture
+def rig(
+    stack: EmbeddedStack,
+    k8s_api: client.ApiClient,
+    k8s_namespace: str,
+    fake_operator: FakeTrainingOperator,
+    nfs_kubelet: ProcessKubelet,
+    nfs_server: GaneshaServer,
+    tmp_path: Path,
+) -> Rig:
+    return Rig(
+        stack=stack,
+        k8s=k8s_api,
+        namespace=k8s_namespace,
+        nfs=nfs_server,
+        folder=tmp_path,
+        api=ApiClient(stack.api_url, stack.api_token),
+        store=Store.from_url(stack.redis_url),
+    )
+
+
 def _plural(kind: str) -> str:
     return {"TFJob": "tfjobs", "PyTorchJob": "pytorchjobs"}[kind]
 
@@ -219,29 +261,20 @@ def wait_trial(
 
 
 def test_seed_tfjob_experiment_runs_to_done_and_cleans_up(
-    stack: EmbeddedStack,
-    k8s_api: client.ApiClient,
-    k8s_namespace: str,
-    fake_operator: FakeTrainingOperator,
-    nfs_kubelet: ProcessKubelet,
-    nfs_server: GaneshaServer,
-    tmp_path: Path,
+    rig: Rig,
 ) -> None:
-    config = write_experiment(
-        tmp_path / "exp",
-        EXAMPLES / "config_kubeflow.yml",
-        namespace=k8s_namespace,
-        nfs=nfs_server,
+    config = rig.config(
+        "config_kubeflow.yml",
         trials=6,
         concurrency=3,
     )
-    api = ApiClient(stack.api_url, stack.api_token)
-    with JobRecorder(k8s_api, k8s_namespace, "tfjobs") as jobs:
+    api = rig.api
+    with JobRecorder(rig.k8s, rig.namespace, "tfjobs") as jobs:
         exp_id = api.submit(config)
         exp = wait_for(api, exp_id, ENDED, timeout=60)
         assert exp["status"] == "DONE", exp
-        assert_cleaned_up(k8s_api, k8s_namespace, exp_id)
-    store = Store.from_url(stack.redis_url)
+        assert_cleaned_up(rig.k8s, rig.namespace, exp_id)
+    store = rig.store
     trials = assert_all_succeeded_once(store, exp_id, 6)
     assert max_active(store, exp_id) <= 3
     # One TFJob per trial, named as recorded, nothing else.
@@ -256,40 +289,31 @@ def test_seed_tfjob_experiment_runs_to_done_and_cleans_up(
     assert folders == {"worker-0", "ps-0"}, folders
     stdout = api.read_file(exp_id, trial.id, "output/ps-0/stdout")
     assert f"hello from PS-0 x={trial.parameters['x']}" in stdout
-    shown = kubesweep_cli(stack, "trial", "log", exp_id, trial.id)
+    shown = kubesweep_cli(rig.stack, "trial", "log", exp_id, trial.id)
     assert shown.returncode == 0, shown.stderr
     assert f"hello from Worker-0 x={trial.parameters['x']}" in shown.stdout
 
 
 def test_seed_pytorchjob_experiment_runs_to_done_and_cleans_up(
-    stack: EmbeddedStack,
-    k8s_api: client.ApiClient,
-    k8s_namespace: str,
-    fake_operator: FakeTrainingOperator,
-    nfs_kubelet: ProcessKubelet,
-    nfs_server: GaneshaServer,
-    tmp_path: Path,
+    rig: Rig,
 ) -> None:
-    config = write_experiment(
-        tmp_path / "exp",
-        EXAMPLES / "config_pytorch.yml",
-        namespace=k8s_namespace,
-        nfs=nfs_server,
+    config = rig.config(
+        "config_pytorch.yml",
         trials=6,
         concurrency=3,
     )
-    api = ApiClient(stack.api_url, stack.api_token)
-    with JobRecorder(k8s_api, k8s_namespace, "pytorchjobs") as jobs:
+    api = rig.api
+    with JobRecorder(rig.k8s, rig.namespace, "pytorchjobs") as jobs:
         exp_id = api.submit(config)
         exp = wait_for(api, exp_id, ENDED, timeout=60)
         assert exp["status"] == "DONE", exp
-        assert_cleaned_up(k8s_api, k8s_namespace, exp_id)
-    store = Store.from_url(stack.redis_url)
+        assert_cleaned_up(rig.k8s, rig.namespace, exp_id)
+    store = rig.store
     trials = assert_all_succeeded_once(store, exp_id, 6)
     assert max_active(store, exp_id) <= 3
     assert len(jobs.created) == 6
     trial = trials[-1]
-    shown = kubesweep_cli(stack, "trial", "log", exp_id, trial.id)
+    shown = kubesweep_cli(rig.stack, "trial", "log", exp_id, trial.id)
     assert shown.returncode == 0, shown.stderr
     assert f"hello from Master-0 x={trial.parameters['x']}" in shown.stdout
     worker = api.read_file(exp_id, trial.id, "output/worker-0/stdout")
@@ -414,33 +438,24 @@ def test_rbac_without_create_tfjobs_is_refused_at_submission(
 
 
 def test_job_deleted_out_of_band_fails_its_trial(
-    stack: EmbeddedStack,
-    k8s_api: client.ApiClient,
-    k8s_namespace: str,
-    fake_operator: FakeTrainingOperator,
-    nfs_kubelet: ProcessKubelet,
-    nfs_server: GaneshaServer,
-    tmp_path: Path,
+    rig: Rig,
 ) -> None:
-    config = write_experiment(
-        tmp_path / "exp",
-        EXAMPLES / "config_kubeflow.yml",
-        namespace=k8s_namespace,
-        nfs=nfs_server,
+    config = rig.config(
+        "config_kubeflow.yml",
         trials=1,
         concurrency=1,
         sleep=120,
     )
-    api = ApiClient(stack.api_url, stack.api_token)
+    api = rig.api
     exp_id = api.submit(config)
-    store = Store.from_url(stack.redis_url)
+    store = rig.store
     running = wait_trial(
         store, exp_id, lambda t: t.status.value == "RUNNING", "a RUNNING trial", 60
     )
     handle = parse_handle(running.job)
     assert handle is not None
     namespace, kind, name, version = handle
-    client.CustomObjectsApi(k8s_api).delete_namespaced_custom_object(
+    client.CustomObjectsApi(rig.k8s).delete_namespaced_custom_object(
         GROUP, version, namespace, _plural(kind), name, propagation_policy="Background"
     )
     exp = wait_for(api, exp_id, ENDED, timeout=60)
@@ -448,10 +463,10 @@ def test_job_deleted_out_of_band_fails_its_trial(
     trial = store.get_trial(exp_id, running.id)
     assert trial.status.value == "FAILED"
     assert "deleted outside kubesweep" in (trial.message or ""), trial.message
-    assert_cleaned_up(k8s_api, k8s_namespace, exp_id)
+    assert_cleaned_up(rig.k8s, rig.namespace, exp_id)
     # The operator collected the pods and the kubelet stopped their processes.
     wait_until(
-        lambda: not client.CoreV1Api(k8s_api).list_namespaced_pod(k8s_namespace).items,
+        lambda: not client.CoreV1Api(rig.k8s).list_namespaced_pod(rig.namespace).items,
         30,
         "the deleted job's pods to go",
     )
@@ -465,28 +480,19 @@ def test_pending_pod_shows_why_then_is_retried_and_fails_at_the_pending_timeout(
     image: str,
     reason: str,
     attempts: int,
-    stack: EmbeddedStack,
-    k8s_api: client.ApiClient,
-    k8s_namespace: str,
-    fake_operator: FakeTrainingOperator,
-    nfs_kubelet: ProcessKubelet,
-    nfs_server: GaneshaServer,
-    tmp_path: Path,
+    rig: Rig,
 ) -> None:
-    config = write_experiment(
-        tmp_path / "exp",
-        EXAMPLES / "config_kubeflow.yml",
-        namespace=k8s_namespace,
-        nfs=nfs_server,
+    config = rig.config(
+        "config_kubeflow.yml",
         trials=1,
         concurrency=1,
         image=image,
         extension={"job": {"pendingTimeout": 5, "maxAttempts": attempts}},
     )
-    api = ApiClient(stack.api_url, stack.api_token)
+    api = rig.api
     started = time.monotonic()
-    store = Store.from_url(stack.redis_url)
-    with JobRecorder(k8s_api, k8s_namespace, "tfjobs") as jobs:
+    store = rig.store
+    with JobRecorder(rig.k8s, rig.namespace, "tfjobs") as jobs:
         exp_id = api.submit(config)
         waiting = wait_trial(
             store,
@@ -498,7 +504,7 @@ def test_pending_pod_shows_why_then_is_retried_and_fails_at_the_pending_timeout(
         assert waiting.job, "the reason should come from the launched job's pods"
         exp = wait_for(api, exp_id, ENDED, timeout=30 + 15 * attempts)
         assert exp["status"] == "DONE", exp
-        assert_cleaned_up(k8s_api, k8s_namespace, exp_id)
+        assert_cleaned_up(rig.k8s, rig.namespace, exp_id)
     trial = store.get_trial(exp_id, waiting.id)
     assert trial.status.value == "FAILED"
     assert trial.attempt == attempts
@@ -520,37 +526,28 @@ def test_pending_pod_shows_why_then_is_retried_and_fails_at_the_pending_timeout(
 
 
 def test_worker_and_watcher_killed_mid_experiment_make_no_duplicate_job(
-    stack: EmbeddedStack,
-    k8s_api: client.ApiClient,
-    k8s_namespace: str,
-    fake_operator: FakeTrainingOperator,
-    nfs_kubelet: ProcessKubelet,
-    nfs_server: GaneshaServer,
-    tmp_path: Path,
+    rig: Rig,
 ) -> None:
-    config = write_experiment(
-        tmp_path / "exp",
-        EXAMPLES / "config_kubeflow.yml",
-        namespace=k8s_namespace,
-        nfs=nfs_server,
+    config = rig.config(
+        "config_kubeflow.yml",
         trials=6,
         concurrency=3,
         sleep=1.0,
     )
-    api = ApiClient(stack.api_url, stack.api_token)
-    store = Store.from_url(stack.redis_url)
-    with JobRecorder(k8s_api, k8s_namespace, "tfjobs") as jobs:
+    api = rig.api
+    store = rig.store
+    with JobRecorder(rig.k8s, rig.namespace, "tfjobs") as jobs:
         exp_id = api.submit(config)
         wait_trial(store, exp_id, lambda t: bool(t.job), "a launched trial", 60)
         # SIGKILL (no cleanup, no acks) while launches and watches are in flight.
-        stack.kill("dispatcher-worker")
-        stack.kill("dispatcher-watch")
+        rig.stack.kill("dispatcher-worker")
+        rig.stack.kill("dispatcher-watch")
         time.sleep(1.0)
-        stack.respawn("dispatcher-worker")
-        stack.respawn("dispatcher-watch")
+        rig.stack.respawn("dispatcher-worker")
+        rig.stack.respawn("dispatcher-watch")
         exp = wait_for(api, exp_id, ENDED, timeout=120)
         assert exp["status"] == "DONE", exp
-        assert_cleaned_up(k8s_api, k8s_namespace, exp_id)
+        assert_cleaned_up(rig.k8s, rig.namespace, exp_id)
     trials = assert_all_succeeded_once(store, exp_id, 6)
     assert max_active(store, exp_id) <= 3
     handles = [parse_handle(t.job) for t in trials]
@@ -567,34 +564,26 @@ def _job_of(trial: TrialRecord) -> tuple[str, str, str, str]:
 
 
 def test_evicted_pod_is_retried_as_a_new_attempt_not_a_failure(
-    stack: EmbeddedStack,
-    k8s_api: client.ApiClient,
-    k8s_namespace: str,
-    fake_operator: FakeTrainingOperator,
+    rig: Rig,
     nfs_kubelet: ProcessKubelet,
-    nfs_server: GaneshaServer,
-    tmp_path: Path,
 ) -> None:
-    config = write_experiment(
-        tmp_path / "exp",
-        EXAMPLES / "config_kubeflow.yml",
-        namespace=k8s_namespace,
-        nfs=nfs_server,
+    config = rig.config(
+        "config_kubeflow.yml",
         trials=1,
         concurrency=1,
         sleep=60.0,
         retry_sleep=0.5,
         extension={"job": {"maxAttempts": 2}},
     )
-    api = ApiClient(stack.api_url, stack.api_token)
-    store = Store.from_url(stack.redis_url)
-    with JobRecorder(k8s_api, k8s_namespace, "tfjobs") as jobs:
+    api = rig.api
+    store = rig.store
+    with JobRecorder(rig.k8s, rig.namespace, "tfjobs") as jobs:
         exp_id = api.submit(config)
         first = wait_trial(
             store, exp_id, lambda t: t.status.value == "RUNNING", "a RUNNING trial", 60
         )
         job = _job_of(first)[2]
-        trial_dir = nfs_server.export_dir / "kubesweep" / exp_id / "trials" / first.id
+        trial_dir = rig.nfs.export_dir / "kubesweep" / exp_id / "trials" / first.id
         first_stdout = trial_dir / "output" / "worker-0" / "stdout"
         wait_until(
             lambda: first_stdout.exists() and "hello" in first_stdout.read_text(),
@@ -604,7 +593,7 @@ def test_evicted_pod_is_retried_as_a_new_attempt_not_a_failure(
         nfs_kubelet.evict(f"{job}-worker-0")
         exp = wait_for(api, exp_id, ENDED, timeout=60)
         assert exp["status"] == "DONE", exp
-        assert_cleaned_up(k8s_api, k8s_namespace, exp_id)
+        assert_cleaned_up(rig.k8s, rig.namespace, exp_id)
     trial = store.get_trial(exp_id, first.id)
     assert trial.status.value == "SUCCEEDED", (trial.status, trial.message)
     assert trial.attempt == 2
@@ -619,7 +608,7 @@ def test_evicted_pod_is_retried_as_a_new_attempt_not_a_failure(
     assert jobs.created == [job, names.job_name(exp_id, trial.id, 2)]
     # Each attempt wrote its own folder; `output` (and `trial log`) show the last attempt.
     assert (trial_dir / "attempts" / "2" / "output" / "worker-0" / "stdout").exists()
-    shown = kubesweep_cli(stack, "trial", "log", exp_id, trial.id)
+    shown = kubesweep_cli(rig.stack, "trial", "log", exp_id, trial.id)
     assert shown.returncode == 0, shown.stderr
     assert f"hello from Worker-0 x={trial.parameters['x']}" in shown.stdout
     first_try = api.read_file(exp_id, trial.id, "attempts/1/output/worker-0/stdout")
@@ -627,25 +616,16 @@ def test_evicted_pod_is_retried_as_a_new_attempt_not_a_failure(
 
 
 def test_live_log_comes_from_the_pod_then_from_storage(
-    stack: EmbeddedStack,
-    k8s_api: client.ApiClient,
-    k8s_namespace: str,
-    fake_operator: FakeTrainingOperator,
-    nfs_kubelet: ProcessKubelet,
-    nfs_server: GaneshaServer,
-    tmp_path: Path,
+    rig: Rig,
 ) -> None:
-    config = write_experiment(
-        tmp_path / "exp",
-        EXAMPLES / "config_kubeflow.yml",
-        namespace=k8s_namespace,
-        nfs=nfs_server,
+    config = rig.config(
+        "config_kubeflow.yml",
         trials=1,
         concurrency=1,
         sleep=60.0,
     )
-    api = ApiClient(stack.api_url, stack.api_token)
-    store = Store.from_url(stack.redis_url)
+    api = rig.api
+    store = rig.store
     exp_id = api.submit(config)
     trial = wait_trial(store, exp_id, lambda t: t.status.value == "RUNNING", "a RUNNING trial", 60)
 
@@ -662,13 +642,13 @@ def test_live_log_comes_from_the_pod_then_from_storage(
     text = wait_until(live, 30, "the worker's pod log through the API", interval=0.2)
     assert f"hello from Worker-0 x={trial.parameters['x']}" in text
     assert store.get_trial(exp_id, trial.id).status.value == "RUNNING"
-    shown = kubesweep_cli(stack, "trial", "log", exp_id, trial.id)
+    shown = kubesweep_cli(rig.stack, "trial", "log", exp_id, trial.id)
     assert shown.returncode == 0, shown.stderr
     assert "stderr of Worker-0" in shown.stdout
     api.stop(exp_id)  # (no need to wait for the trial's sleep)
     exp = wait_for(api, exp_id, ENDED, timeout=60)
     assert exp["status"] == "STOPPED", exp
-    assert_cleaned_up(k8s_api, k8s_namespace, exp_id)
+    assert_cleaned_up(rig.k8s, rig.namespace, exp_id)
     # Trial ended, pods gone: the copy on storage.
     stored = api.read_file(exp_id, trial.id, "output/worker-0/stdout")
     assert f"hello from Worker-0 x={trial.parameters['x']}" in stored
@@ -677,25 +657,16 @@ def test_live_log_comes_from_the_pod_then_from_storage(
 
 
 def test_cancel_deletes_the_job_and_stop_leaves_nothing(
-    stack: EmbeddedStack,
-    k8s_api: client.ApiClient,
-    k8s_namespace: str,
-    fake_operator: FakeTrainingOperator,
-    nfs_kubelet: ProcessKubelet,
-    nfs_server: GaneshaServer,
-    tmp_path: Path,
+    rig: Rig,
 ) -> None:
-    config = write_experiment(
-        tmp_path / "exp",
-        EXAMPLES / "config_kubeflow.yml",
-        namespace=k8s_namespace,
-        nfs=nfs_server,
+    config = rig.config(
+        "config_kubeflow.yml",
         trials=3,
         concurrency=2,
         sleep=120,
     )
-    api = ApiClient(stack.api_url, stack.api_token)
-    store = Store.from_url(stack.redis_url)
+    api = rig.api
+    store = rig.store
     exp_id = api.submit(config)
 
     def running() -> list[TrialRecord] | None:
@@ -705,18 +676,18 @@ def test_cancel_deletes_the_job_and_stop_leaves_nothing(
     first, second = wait_until(running, 60, "two RUNNING trials", interval=0.1)
     # Cancel one: its job and its token Secret go, the other trial's stay.
     api.cancel_trial(exp_id, first.id)
-    objects = client.CustomObjectsApi(k8s_api)
+    objects = client.CustomObjectsApi(rig.k8s)
 
     def job_names() -> set[str]:
         jobs: Any = objects.list_namespaced_custom_object(
-            GROUP, VERSION, k8s_namespace, "tfjobs", label_selector=names.selector(exp_id)
+            GROUP, VERSION, rig.namespace, "tfjobs", label_selector=names.selector(exp_id)
         )
         return {j["metadata"]["name"] for j in jobs["items"]}
 
     wait_until(lambda: _job_of(first)[2] not in job_names(), 30, "the cancelled trial's job")
     assert _job_of(second)[2] in job_names()
-    secrets = client.CoreV1Api(k8s_api).list_namespaced_secret(
-        k8s_namespace, label_selector=names.selector(exp_id, first.id)
+    secrets = client.CoreV1Api(rig.k8s).list_namespaced_secret(
+        rig.namespace, label_selector=names.selector(exp_id, first.id)
     )
     assert secrets.items == []
     assert store.get_trial(exp_id, first.id).status.value == "USER_CANCELED"
@@ -724,9 +695,9 @@ def test_cancel_deletes_the_job_and_stop_leaves_nothing(
     api.stop(exp_id)
     exp = wait_for(api, exp_id, ENDED, timeout=60)
     assert exp["status"] == "STOPPED", exp
-    assert_cleaned_up(k8s_api, k8s_namespace, exp_id)
+    assert_cleaned_up(rig.k8s, rig.namespace, exp_id)
     wait_until(
-        lambda: not client.CoreV1Api(k8s_api).list_namespaced_pod(k8s_namespace).items,
+        lambda: not client.CoreV1Api(rig.k8s).list_namespaced_pod(rig.namespace).items,
         30,
         "the pods to go",
     )
